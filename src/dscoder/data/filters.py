@@ -1,0 +1,154 @@
+"""File-level filtering: the StarCoder rules of Sec. 2.1 plus the parse check of Sec. 2.4.
+
+Each rule is a function `(text, language, settings) -> reason | None`; `filter_file` applies
+them in order and returns the first reason that drops the file (datatrove's filter shape:
+keep, or drop with a reason). Every threshold is a parameter of `FilterSettings`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Callable
+
+from dscoder.config import Settings, check
+from dscoder.data.treesitter import error_share, grammar_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilterSettings(Settings):
+    max_avg_line_length: float = 100.0
+    """Sec. 2.1: drop a file whose average line length exceeds this (characters)."""
+    max_line_length: int = 1000
+    """Sec. 2.1: drop a file whose longest line exceeds this (characters)."""
+    min_alpha_fraction: float = 0.25
+    """Sec. 2.1: drop a file with a smaller share of alphabetic characters."""
+    xml_header_window: int = 100
+    """Sec. 2.1: drop a non-XSLT file with `<?xml version=` in its first this-many characters."""
+    html_min_visible_fraction: float = 0.20
+    """Sec. 2.1: HTML keeps files whose visible text is at least this share of the code..."""
+    html_min_visible_chars: int = 100
+    """...and at least this many characters."""
+    data_min_chars: int = 50
+    """Sec. 2.1: JSON/YAML files keep only 50 to 5000 characters (lower bound)."""
+    data_max_chars: int = 5000
+    """Sec. 2.1: JSON/YAML upper bound."""
+    data_languages: list[str] = field(default_factory=lambda: ["json", "yaml"])
+    """Languages the JSON/YAML size rule applies to."""
+    python_compile: bool = True
+    """Sec. 2.4 (quality screening): Python files must compile."""
+    max_parse_error_share: float = 0.05
+    """Sec. 2.4: files of `parse_languages` whose bytes inside tree-sitter ERROR/MISSING
+    nodes exceed this share are dropped."""
+    parse_languages: list[str] = field(default_factory=lambda: [
+        "c", "cpp", "csharp", "go", "java", "javascript", "typescript", "rust", "php", "ruby",
+        "css", "shell", "lua", "json", "yaml", "toml", "sql"])
+    """Languages checked with tree-sitter (Python is checked by compiling instead)."""
+
+    def validate(self) -> None:
+        for name in ("min_alpha_fraction", "html_min_visible_fraction", "max_parse_error_share"):
+            v = getattr(self, name)
+            check(0.0 <= v <= 1.0, f"filter.{name}", f"must be in [0, 1], got {v}")
+        for name in ("max_avg_line_length", "max_line_length", "xml_header_window", "html_min_visible_chars",
+                     "data_min_chars", "data_max_chars"):
+            check(getattr(self, name) >= 0, f"filter.{name}", f"must be >= 0, got {getattr(self, name)}")
+        check(self.data_min_chars <= self.data_max_chars, "filter.data_min_chars",
+              f"must be <= data_max_chars ({self.data_max_chars})")
+
+
+def rule_line_length(text: str, language: str, s: FilterSettings) -> str | None:
+    lines = text.splitlines() or [""]
+    if max(map(len, lines)) > s.max_line_length:
+        return "max_line_length"
+    if sum(map(len, lines)) / len(lines) > s.max_avg_line_length:
+        return "avg_line_length"
+    return None
+
+
+def rule_alpha_fraction(text: str, language: str, s: FilterSettings) -> str | None:
+    if not text:
+        return None  # empty files (e.g. __init__.py) carry package structure; keep them
+    alpha = sum(c.isalpha() for c in text)
+    return "alpha_fraction" if alpha / len(text) < s.min_alpha_fraction else None
+
+
+def rule_xml_header(text: str, language: str, s: FilterSettings) -> str | None:
+    if language != "xslt" and "<?xml version=" in text[: s.xml_header_window]:
+        return "xml_header"
+    return None
+
+
+class _VisibleText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    p = _VisibleText()
+    try:
+        p.feed(html)
+        p.close()
+    except Exception:  # html.parser is lenient; anything it still rejects counts as no text
+        return ""
+    return " ".join(" ".join(p.parts).split())
+
+
+def rule_html(text: str, language: str, s: FilterSettings) -> str | None:
+    if language != "html":
+        return None
+    vis = visible_text(text)
+    if len(vis) < s.html_min_visible_chars or len(vis) < s.html_min_visible_fraction * max(len(text), 1):
+        return "html_visible_text"
+    return None
+
+
+def rule_data_size(text: str, language: str, s: FilterSettings) -> str | None:
+    if language in s.data_languages and not (s.data_min_chars <= len(text) <= s.data_max_chars):
+        return "data_file_size"
+    return None
+
+
+def rule_parse(text: str, language: str, s: FilterSettings, path: str = "") -> str | None:
+    if language == "python" and s.python_compile:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not an error
+                compile(text, path or "<file>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return "python_syntax"
+        return None
+    if language in s.parse_languages:
+        share = error_share(text.encode("utf-8"), grammar_name(language, path))
+        if share is not None and share > s.max_parse_error_share:
+            return "parse_errors"
+    return None
+
+
+#: The rules in the order they are tried: cheap text rules first, parsing last.
+RULES: tuple[Callable[[str, str, FilterSettings], str | None], ...] = (
+    rule_line_length, rule_alpha_fraction, rule_xml_header, rule_html, rule_data_size,
+)
+
+
+def filter_file(text: str, language: str, path: str, s: FilterSettings) -> str | None:
+    """None to keep the file, else the id of the first rule that drops it."""
+    for rule in RULES:
+        reason = rule(text, language, s)
+        if reason:
+            return reason
+    return rule_parse(text, language, s, path)

@@ -1,0 +1,149 @@
+"""What every stage shares: params loading, the shard task runner, reports.
+
+The shape of a stage (see STYLE.md): a Settings dataclass built from its params.yaml section,
+a Prefect flow that calls library code, atomic outputs, and `reports/<stage>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import yaml
+
+from dscoder.config import Settings, check
+from dscoder.io import write_json
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunnerSettings(Settings):
+    kind: Literal["sequential", "thread", "process", "dask", "ray"] = "process"
+    """Prefect task runner for shards: local processes by default; `dask`/`ray` use a cluster."""
+    workers: int = 2
+    """Local workers (processes or threads); for dask without an address, local cluster workers."""
+    address: str | None = None
+    """Scheduler address for dask (tcp://host:8786) or ray (ray://host:10001); None starts a local one."""
+    shards: int = 4
+    """How many shards (sets of repositories) a data stage splits its input into. Outputs do
+    not depend on it."""
+
+    def validate(self) -> None:
+        check(self.workers >= 1, "runner.workers", f"must be >= 1, got {self.workers}")
+        check(self.shards >= 1, "runner.shards", f"must be >= 1, got {self.shards}")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def stage_args(description: str) -> argparse.Namespace:
+    """Common CLI of every stage module: `--params` picks the params file."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    return ap.parse_args()
+
+
+def task_runner(r: RunnerSettings):
+    """The Prefect task runner the shards of a data stage run on."""
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+    if r.kind == "process":
+        return ProcessPoolTaskRunner(max_workers=r.workers)
+    if r.kind in ("thread", "sequential"):
+        return ThreadPoolTaskRunner(max_workers=1 if r.kind == "sequential" else r.workers)
+    if r.kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if r.address:
+            return DaskTaskRunner(address=r.address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": r.workers, "threads_per_worker": 1, "processes": True})
+    if r.kind == "ray":
+        try:
+            from prefect_ray import RayTaskRunner
+        except ImportError as e:
+            raise SystemExit("runner.kind=ray needs the 'ray' extra: pip install 'dscoder[ray]'") from e
+        return RayTaskRunner(address=r.address) if r.address else RayTaskRunner()
+    raise AssertionError(r.kind)
+
+
+def chunk(items: Sequence, n: int) -> list[list]:
+    """Split into at most n contiguous, non-empty chunks of near-equal size (order kept)."""
+    n = max(1, min(n, len(items)))
+    k, m = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + k + (1 if i < m else 0)
+        out.append(list(items[start:end]))
+        start = end
+    return [c for c in out if c]
+
+
+def run_shards(task: Callable, shard_args: list[tuple]) -> list[Any]:
+    """Submit one task per shard on the flow's task runner; results in shard order."""
+    futures = [task.submit(*args) for args in shard_args]
+    return [f.result() for f in futures]
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.marks: dict[str, float] = {}
+        self._last = self.t0
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.marks[name] = round(now - self._last, 3)
+        self._last = now
+
+    @property
+    def total(self) -> float:
+        return round(time.perf_counter() - self.t0, 3)
+
+
+def write_report(stage: str, report: dict[str, Any], timer: Timer, reports_dir: str | Path = "reports") -> dict:
+    """Write `reports/<stage>.json` (counts, timings, throughput) and publish it to Prefect.
+
+    Timings live under `timing` so `dvc metrics diff` users can tell data counts (which must
+    not change between identical runs) from wall times (which always do).
+    """
+    report = dict(report)
+    report["timing"] = {"total_s": timer.total, **{f"{k}_s": v for k, v in timer.marks.items()}}
+    report["env"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    write_json(Path(reports_dir) / f"{stage}.json", report)
+    publish_artifact(stage, report)
+    return report
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, (int, float, str, bool)) or v is None:
+            out[key] = v
+    return out
+
+
+def publish_artifact(stage: str, report: dict) -> None:
+    """Publish a report as a Prefect table artifact (shown on the flow run page in the UI)."""
+    try:
+        from prefect.artifacts import create_table_artifact
+        from prefect.context import FlowRunContext
+
+        if FlowRunContext.get() is None:
+            return
+        rows = [{"metric": k, "value": v} for k, v in sorted(_flatten(report).items())]
+        create_table_artifact(key=f"{stage.replace('_', '-')}-report", table=rows,
+                              description=f"reports/{stage}.json")
+    except Exception as e:  # the report on disk is the source of truth; the UI copy is best effort
+        print(f"[{stage}] could not publish the report artifact: {e}")

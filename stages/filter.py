@@ -1,0 +1,108 @@
+"""filter: data/raw/files.parquet → data/filtered/files.parquet (+ data/filtered/audit.parquet).
+
+StarCoder rules (Sec. 2.1) and the parse check (Sec. 2.4); drops are counted per rule and
+per language in reports/filter.json and every dropped file is listed in the audit.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from prefect import flow, task
+
+from dscoder.data.filters import FilterSettings, filter_file
+from dscoder.io import atomic_path, write_parquet
+from dscoder.schemas import AUDIT, FILES
+from stages.common import RunnerSettings, Timer, chunk, load_params, run_shards, stage_args, task_runner, write_report
+
+IN = Path("data/raw/files.parquet")
+OUT = Path("data/filtered/files.parquet")
+AUDIT_OUT = Path("data/filtered/audit.parquet")
+
+
+def repo_ids_in_order(path: Path) -> list[str]:
+    col = pq.read_table(path, columns=["repo_id"]).column("repo_id")
+    return list(dict.fromkeys(col.to_pylist()))
+
+
+@task(name="filter-shard")
+def filter_shard(index: int, src: str, repo_ids: list[str], settings: FilterSettings, part_dir: str) -> dict:
+    table = ds.dataset(src).to_table(filter=pc.field("repo_id").isin(repo_ids))
+    keep_mask, audit, counts = [], [], Counter()
+    for row in table.select(["repo_id", "repo_name", "path", "language", "content", "size"]).to_pylist():
+        reason = filter_file(row["content"], row["language"], row["path"], settings)
+        keep_mask.append(reason is None)
+        lang = row["language"]
+        counts[f"in/{lang}"] += 1
+        if reason is None:
+            counts[f"kept/{lang}"] += 1
+            counts[f"kept_bytes/{lang}"] += row["size"]
+        else:
+            counts[f"dropped/{lang}/{reason}"] += 1
+            counts[f"dropped_bytes/{lang}"] += row["size"]
+            audit.append({"stage": "filter", "repo_id": row["repo_id"], "repo_name": row["repo_name"],
+                          "path": row["path"], "language": lang, "reason": reason, "detail": None,
+                          "size": row["size"]})
+    part = Path(part_dir) / f"part-{index:05d}.parquet"
+    pq.write_table(table.filter(pa.array(keep_mask, pa.bool_())), part, compression="zstd")
+    return {"part": str(part), "audit": audit, "counts": dict(counts)}
+
+
+@flow(name="filter", log_prints=True)
+def filter_files(settings: FilterSettings, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
+                 audit_out: Path = AUDIT_OUT) -> dict:
+    timer = Timer()
+    repo_ids = repo_ids_in_order(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".filter-", dir=out.parent) as part_dir:
+        shards = chunk(repo_ids, runner.shards)
+        results = run_shards(filter_shard, [(i, str(src), s, settings, part_dir) for i, s in enumerate(shards)])
+        timer.mark("filter")
+        with atomic_path(out) as tmp, pq.ParquetWriter(tmp, FILES, compression="zstd") as w:
+            for r in results:
+                for batch in pq.ParquetFile(r["part"]).iter_batches(batch_size=4096):
+                    w.write_batch(batch)
+    write_parquet(audit_out, pa.Table.from_pylist([a for r in results for a in r["audit"]], schema=AUDIT))
+    timer.mark("write")
+    counts = Counter()
+    for r in results:
+        counts.update(r["counts"])
+    langs = sorted({k.split("/")[1] for k in counts if k.startswith("in/")})
+    per_lang, by_rule = {}, Counter()
+    for lang in langs:
+        rules = {k.split("/")[2]: v for k, v in sorted(counts.items()) if k.startswith(f"dropped/{lang}/")}
+        by_rule.update(rules)
+        per_lang[lang] = {"in": counts[f"in/{lang}"], "kept": counts[f"kept/{lang}"],
+                          "kept_bytes": counts[f"kept_bytes/{lang}"], "dropped_bytes": counts[f"dropped_bytes/{lang}"],
+                          "dropped": rules}
+    files_in = sum(counts[f"in/{lang}"] for lang in langs)
+    kept = sum(counts[f"kept/{lang}"] for lang in langs)
+    report = {
+        "files_in": files_in,
+        "files_kept": kept,
+        "files_dropped": files_in - kept,
+        "bytes_kept": sum(counts[f"kept_bytes/{lang}"] for lang in langs),
+        "dropped_by_rule": dict(sorted(by_rule.items())),
+        "languages": per_lang,
+        "throughput": {"files_per_s": round(files_in / max(timer.marks["filter"], 1e-9), 1)},
+    }
+    print(f"filter: kept {kept} of {files_in} files; drops by rule: {dict(by_rule)}")
+    return write_report("filter", report, timer)
+
+
+def main() -> None:
+    args = stage_args(__doc__)
+    params = load_params(args.params)
+    settings = FilterSettings.from_dict(params.get("filter"), "filter")
+    runner = RunnerSettings.from_dict(params.get("runner"), "runner")
+    filter_files.with_options(task_runner=task_runner(runner))(settings, runner)
+
+
+if __name__ == "__main__":
+    main()
