@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from prefect import flow, task
 
 from dscoder.data.filters import FilterSettings, filter_file
-from dscoder.io import atomic_path, write_parquet
+from dscoder.io import concat_parquet, write_parquet
 from dscoder.schemas import AUDIT, FILES
 from stages.common import RunnerSettings, Timer, chunk, load_params, run_shards, stage_args, task_runner, write_report
 
@@ -64,10 +64,7 @@ def filter_files(settings: FilterSettings, runner: RunnerSettings, src: Path = I
         shards = chunk(repo_ids, runner.shards)
         results = run_shards(filter_shard, [(i, str(src), s, settings, part_dir) for i, s in enumerate(shards)])
         timer.mark("filter")
-        with atomic_path(out) as tmp, pq.ParquetWriter(tmp, FILES, compression="zstd") as w:
-            for r in results:
-                for batch in pq.ParquetFile(r["part"]).iter_batches(batch_size=4096):
-                    w.write_batch(batch)
+        concat_parquet([r["part"] for r in results], out, FILES)
     write_parquet(audit_out, pa.Table.from_pylist([a for r in results for a in r["audit"]], schema=AUDIT))
     timer.mark("write")
     counts = Counter()

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from prefect import flow, task
 
 from dscoder.data.ingest import IngestSettings, ingest_sources
-from dscoder.io import atomic_path, write_parquet
+from dscoder.io import concat_parquet, write_parquet
 from dscoder.schemas import AUDIT, FILES
 from stages.common import RunnerSettings, Timer, chunk, load_params, run_shards, stage_args, task_runner, write_report
 
@@ -35,12 +35,7 @@ def ingest(settings: IngestSettings, runner: RunnerSettings, out: Path = OUT, au
         shards = chunk(settings.sources, runner.shards)
         results = run_shards(ingest_shard, [(i, s, settings, part_dir) for i, s in enumerate(shards)])
         timer.mark("ingest")
-        with atomic_path(out) as tmp:
-            schema_writer = pq.ParquetWriter(tmp, FILES, compression="zstd")
-            with schema_writer:
-                for r in results:  # shard order = source order: deterministic
-                    for batch in pq.ParquetFile(r["part"]).iter_batches(batch_size=4096):
-                        schema_writer.write_batch(batch)
+        concat_parquet([r["part"] for r in results], out, FILES)
     audit = [row for r in results for row in r["audit"]]
     write_parquet(audit_out, pa.Table.from_pylist(audit, schema=AUDIT))
     timer.mark("write")

@@ -151,7 +151,7 @@ def archive_entries(data_path: Path, strip_root: bool = True) -> Iterator[Entry]
     names = [m.path for m in members if m.skip is None]
     prefix = _common_root(names) if strip_root else ""
     for m in sorted(members, key=lambda m: m.path):
-        if prefix and m.path.startswith(prefix):
+        if prefix and m.skip != "unsafe_path" and m.path.startswith(prefix):
             m.path = m.path[len(prefix):]
         yield m
 
