@@ -93,6 +93,22 @@ def run_shards(task: Callable, shard_args: list[tuple]) -> list[Any]:
     return [f.result() for f in futures]
 
 
+def repo_ids_in_order(path: str | Path) -> list[str]:
+    """Distinct repo ids of a Parquet file, in first-seen order (stages keep input order)."""
+    import pyarrow.parquet as pq
+
+    col = pq.read_table(path, columns=["repo_id"]).column("repo_id")
+    return list(dict.fromkeys(col.to_pylist()))
+
+
+def read_repos(path: str | Path, repo_ids: list[str], columns: list[str] | None = None):
+    """The rows of the given repositories, in file order, without loading the rest."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    return ds.dataset(str(path)).to_table(columns=columns, filter=pc.field("repo_id").isin(repo_ids))
+
+
 class Timer:
     def __init__(self) -> None:
         self.t0 = time.perf_counter()

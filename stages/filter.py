@@ -11,29 +11,23 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from prefect import flow, task
 
 from dscoder.data.filters import FilterSettings, filter_file
 from dscoder.io import concat_parquet, write_parquet
 from dscoder.schemas import AUDIT, FILES
-from stages.common import RunnerSettings, Timer, chunk, load_params, run_shards, stage_args, task_runner, write_report
+from stages.common import (RunnerSettings, Timer, chunk, load_params, read_repos, repo_ids_in_order, run_shards,
+                           stage_args, task_runner, write_report)
 
 IN = Path("data/raw/files.parquet")
 OUT = Path("data/filtered/files.parquet")
 AUDIT_OUT = Path("data/filtered/audit.parquet")
 
 
-def repo_ids_in_order(path: Path) -> list[str]:
-    col = pq.read_table(path, columns=["repo_id"]).column("repo_id")
-    return list(dict.fromkeys(col.to_pylist()))
-
-
 @task(name="filter-shard")
 def filter_shard(index: int, src: str, repo_ids: list[str], settings: FilterSettings, part_dir: str) -> dict:
-    table = ds.dataset(src).to_table(filter=pc.field("repo_id").isin(repo_ids))
+    table = read_repos(src, repo_ids)
     keep_mask, audit, counts = [], [], Counter()
     for row in table.select(["repo_id", "repo_name", "path", "language", "content", "size"]).to_pylist():
         reason = filter_file(row["content"], row["language"], row["path"], settings)

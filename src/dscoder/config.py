@@ -44,29 +44,47 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return True
 
 
+def build(cls: type, section: dict[str, Any] | None, where: str) -> Any:
+    """Build any (keyword-only) dataclass from a params section, checked and validated.
+
+    Unknown keys and wrong types raise ConfigError naming `where.key`; a `validate()` method,
+    if the class has one, runs last and its ValueError is re-raised prefixed with `where`.
+    """
+    section = dict(section or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown parameter (known: {', '.join(sorted(fields))})")
+    for name, value in section.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            section[name] = build(tp, value, f"{where}.{name}")
+        elif not _type_ok(value, tp):
+            raise ConfigError(f"{where}.{name}: expected {tp}, got {value!r}")
+        elif tp is float and isinstance(value, int):
+            section[name] = float(value)
+        elif typing.get_origin(tp) is tuple and isinstance(value, list):
+            section[name] = tuple(value)
+    obj = cls(**section)
+    if hasattr(obj, "validate"):
+        try:
+            obj.validate()
+        except ConfigError:
+            raise
+        except ValueError as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith(where) else f"{where}.{msg}") from e
+    return obj
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
     """Base class: `from_dict(section, where)` builds, type-checks and validates."""
 
     @classmethod
     def from_dict(cls, section: dict[str, Any] | None, where: str) -> Self:
-        section = dict(section or {})
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(section) - set(fields))
-        if unknown:
-            raise ConfigError(f"{where}.{unknown[0]}: unknown parameter (known: {', '.join(sorted(fields))})")
-        for name, value in section.items():
-            tp = hints[name]
-            if dataclasses.is_dataclass(tp) and isinstance(value, dict) and issubclass(tp, Settings):
-                section[name] = tp.from_dict(value, f"{where}.{name}")
-            elif not _type_ok(value, tp):
-                raise ConfigError(f"{where}.{name}: expected {tp}, got {value!r}")
-            elif tp is float and isinstance(value, int):
-                section[name] = float(value)
-        obj = cls(**section)
-        obj.validate()
-        return obj
+        return build(cls, section, where)
 
     def validate(self) -> None:  # overridden where values need more than a type
         pass

@@ -1,0 +1,161 @@
+"""Repository documents: headers, spans, placement of non-code files, the file-order ablation."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dscoder.data.languages import path_header
+from dscoder.data.repo_blocks import spans_problem
+from dscoder.data.repo_order import assemble, build_repo_doc
+from dscoder.schemas import FILE_SPAN
+
+REPO = [
+    {"path": "README.md", "language": "markdown", "content": "# demo\n"},
+    {"path": "setup.cfg", "language": "ini", "content": "[metadata]\nname = demo"},
+    {"path": "data/table.json", "language": "json", "content": '{"a": 1}\n'},
+    {"path": "demo/__init__.py", "language": "python", "content": "from .b import B\n"},
+    {"path": "demo/a.py", "language": "python", "content": "from demo.b import B\nfrom demo.c import C\n"},
+    {"path": "demo/b.py", "language": "python", "content": "from demo.c import C\nclass B: ..."},
+    {"path": "demo/c.py", "language": "python", "content": "class C: ...\n"},
+    {"path": "ext/fast.c", "language": "c", "content": '#include "fast.h"\nint f(void) { return 1; }\n'},
+    {"path": "ext/fast.h", "language": "c", "content": "int f(void);\n"},
+    {"path": "tools/run.sh", "language": "shell", "content": "echo hi\n"},
+]
+
+
+def _paths(doc):
+    return [f["path"] for f in doc.files]
+
+
+def test_code_in_dependency_order_then_non_code_by_path():
+    doc = build_repo_doc(REPO)
+    order = _paths(doc)
+    code = order[:7]
+    assert order[7:] == ["README.md", "data/table.json", "setup.cfg"]  # languages.NON_CODE, by path
+    assert code.index("demo/c.py") < code.index("demo/b.py") < code.index("demo/a.py")
+    assert code.index("demo/b.py") < code.index("demo/__init__.py")
+    assert code.index("ext/fast.h") < code.index("ext/fast.c")
+    assert doc.cycles_broken == 0 and doc.order_quality == 1.0
+    assert doc.graph_edges == 5 and doc.subgraphs == 3  # demo/*, ext/*, tools/run.sh
+
+
+def test_file_order_ablation_only_sorts_the_code():
+    dep, plain = build_repo_doc(REPO), build_repo_doc(REPO, order="file")
+    assert _paths(plain)[:7] == sorted(_paths(dep)[:7])
+    assert _paths(plain)[7:] == _paths(dep)[7:]
+    assert len(plain.text) == len(dep.text) and plain.edges == dep.edges
+    assert plain.cycles_broken == 0 and plain.order_quality < 1.0  # demo/a.py precedes its imports
+
+
+def test_spans_headers_and_contents_are_exact():
+    doc = build_repo_doc(REPO)
+    by_path = {f["path"]: f for f in REPO}
+    end = 0
+    for span in doc.files:
+        f = by_path[span["path"]]
+        header = path_header(span["path"], f["language"])
+        assert doc.text[span["start"] : span["start"] + span["header_chars"]] == header
+        assert doc.text[span["start"] + span["header_chars"] : span["end"]] == f["content"]
+        gap = doc.text[end : span["start"]]
+        assert gap in ("", "\n")  # the newline added after a file that lacks one
+        end = span["end"]
+    assert pa.array(doc.files, type=FILE_SPAN).null_count == 0
+    row = {"text": doc.text, "files": [dict(s) for s in doc.files]}
+    assert spans_problem(row) is None
+
+
+def test_headers_use_each_languages_comment_syntax():
+    doc = build_repo_doc(REPO)
+    heads = {s["path"]: doc.text[s["start"] : s["start"] + s["header_chars"]] for s in doc.files}
+    assert heads["demo/a.py"] == "# demo/a.py\n"
+    assert heads["ext/fast.c"] == "// ext/fast.c\n"
+    assert heads["README.md"] == "<!-- README.md -->\n"
+    assert heads["data/table.json"] == "<|file|> data/table.json\n"  # JSON has no comments
+
+
+def test_counts_add_up():
+    doc = build_repo_doc(REPO)
+    stats = doc.per_language
+    assert doc.n_files == len(REPO) == sum(s.files for s in stats.values())
+    assert doc.edges_found == sum(s.edges_found for s in stats.values())
+    assert doc.edges_resolved == sum(s.edges_resolved for s in stats.values())
+    assert doc.cycles_broken == sum(s.cycles_broken for s in stats.values())
+    assert doc.languages == sorted({f["language"] for f in REPO})
+    assert stats["python"].edges_found == 4 and stats["python"].edges_resolved == 4
+
+
+def test_cycles_broken_attributed_to_languages():
+    files = [
+        {"path": "a.py", "language": "python", "content": "import b\n"},
+        {"path": "b.py", "language": "python", "content": "import a\n"},
+        {"path": "x.h", "language": "c", "content": '#include "y.h"\n'},
+        {"path": "y.h", "language": "c", "content": '#include "x.h"\n'},
+    ]
+    doc = build_repo_doc(files)
+    assert doc.cycles_broken == 2
+    assert doc.per_language["python"].cycles_broken == 1 and doc.per_language["c"].cycles_broken == 1
+    assert doc.per_language["python"].order_quality == 0.5
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_same_files_in_any_input_order_give_identical_documents(rnd):
+    shuffled = list(REPO)
+    rnd.shuffle(shuffled)
+    a, b = build_repo_doc(REPO), build_repo_doc(shuffled)
+    assert (a.text, a.files, a.edges) == (b.text, b.files, b.edges)
+
+
+def test_duplicate_path_kept_once_and_reported():
+    dup = {"path": "demo/c.py", "language": "python", "content": "OTHER = 1\n"}
+    doc = build_repo_doc([*REPO, dup])
+    assert _paths(doc).count("demo/c.py") == 1
+    assert ("demo/c.py", "python", "duplicate_path") in doc.problems
+    assert "OTHER" not in doc.text
+
+
+def test_empty_repository_and_empty_file():
+    assert build_repo_doc([]).text == ""
+    doc = build_repo_doc([{"path": "e.py", "language": "python", "content": ""}])
+    assert doc.text == "# e.py\n" and doc.files[0]["end"] == len(doc.text)
+
+
+def test_bad_parameters_name_themselves():
+    with pytest.raises(ValueError, match="mode"):
+        build_repo_doc(REPO, mode="ast")
+    with pytest.raises(ValueError, match="order"):
+        build_repo_doc(REPO, order="random")
+
+
+def test_assemble_adds_newline_between_blocks_only_when_missing():
+    files = {"a.py": {"language": "python", "content": "x = 1"}, "b.py": {"language": "python", "content": "y\n"}}
+    text, spans = assemble(["a.py", "b.py"], files)
+    assert text == "# a.py\nx = 1\n# b.py\ny\n"
+    assert [(s["start"], s["end"]) for s in spans] == [(0, 12), (13, 22)]
+
+
+def test_large_random_repository_is_fast_enough_to_build():
+    rnd = random.Random(0)
+    files = [
+        {"path": f"p/m{i}.py", "language": "python",
+         "content": "".join(f"import p.m{rnd.randrange(300)}\n" for _ in range(5))}
+        for i in range(300)
+    ]
+    doc = build_repo_doc(files)
+    assert doc.n_files == 300 and doc.graph_edges > 0
+    assert sorted(_paths(doc)) == sorted(f["path"] for f in files)
+
+
+def test_as_row_fits_the_repos_schema():
+    from dscoder.schemas import REPOS
+
+    doc = build_repo_doc(REPO)
+    table = pa.Table.from_pylist([doc.as_row(repo_id="r1", repo_name="demo", source="test")], schema=REPOS)
+    row = table.to_pylist()[0]
+    assert row["text"] == doc.text and row["n_files"] == len(REPO)
+    assert [f["path"] for f in row["files"]] == _paths(doc)
