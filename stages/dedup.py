@@ -17,7 +17,7 @@ from prefect import flow, task
 from dscoder.config import build
 from dscoder.data.minhash_dedup import DedupParams, apply_dedup, find_clusters, signature_shard, write_signature_shard
 from dscoder.io import concat_parquet, write_parquet
-from dscoder.schemas import REPOS
+from dscoder.schemas import CLUSTERS, FILE_CLUSTERS, REPOS
 from stages.common import (RunnerSettings, Timer, chunk, load_params, read_repos, repo_ids_in_order, run_shards,
                            stage_args, task_runner, write_report)
 
@@ -51,7 +51,7 @@ def dedup(params: DedupParams, runner: RunnerSettings, src: Path = IN, out: Path
         sig = run_shards(signatures, [(i, str(src), ids, params, work) for i, ids in enumerate(shards)])
         timer.mark("signatures")
         clusters = find_clusters([r["bands"] for r in sig], [r["signatures"] for r in sig], params)
-        write_parquet(clusters_out, clusters.table)
+        write_parquet(clusters_out, clusters.table, schema=CLUSTERS if params.level == "repo" else FILE_CLUSTERS)
         timer.mark("clusters")
         applied = run_shards(apply, [(i, str(src), ids, str(clusters_out), params.level, work)
                                      for i, ids in enumerate(shards)])

