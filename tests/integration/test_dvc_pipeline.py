@@ -42,5 +42,5 @@ def test_repro_caches_and_reruns_only_what_a_param_touched(tmp_path, prefect_api
     assert diff["files_kept"]["diff"] == 1
     assert diff["dropped_by_rule.alpha_fraction"]["old"] == 1  # the rule no longer drops anything
     assert not diff["dropped_by_rule.alpha_fraction"].get("new")
-    status = sh(repo, "dvc", "status", "--json")
+    status = sh(repo, "dvc", "status", "filter", "--json")
     assert json.loads(status.stdout) == {}
