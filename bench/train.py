@@ -1,0 +1,198 @@
+"""Trainer throughput and MFU next to a plain single-process PyTorch loop on the same model
+and data, measured in the same run.
+
+CPU (default): the tiny preset, one process, all cores; the trainer runs in-process (a one-rank gloo
+group, FSDP2 wrapping and all), the peer is nanoGPT's loop with no wrapping. MFU is against
+the matmul FLOP/s this process reaches on the same cores (measured first: the limit).
+
+GPU (`--gpu`): the 1.3B preset (Table 2), seq 4096, bf16, a short run; tokens/s/GPU and MFU
+against the H100's dense bf16 peak (989e12). Run it on one GPU:
+    python bench/train.py --gpu [--compile] [--ac] [--micro 4] [--steps 12]
+
+    python bench/train.py                      # CPU, ~2-4 min on 2 shared cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, seconds: float = 2.0) -> float:
+    """FLOP/s of a square matmul loop: the practical peak of this device and thread count."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    t0, reps = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+        if reps % 10 == 0:
+            sync(device)
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def plain_loop(cfg, device: torch.device, bf16: bool) -> float:
+    """nanoGPT's loop on the same model, data, batch and optimizer: tokens/s of the median
+    step after the first (this machine is shared: the median resists neighbours' bursts)."""
+    from dscoder.model import build_model
+    from dscoder.train.data import BatchStream, TokenBlocks, read_meta
+    from dscoder.train.loop import model_config
+    from dscoder.train.schedule import lr_at
+
+    meta = read_meta(cfg.tokens_dir)
+    config = model_config(cfg, int(meta["vocab_size"]))
+    torch.manual_seed(cfg.seed)
+    model = build_model(config, device=device)
+    if cfg.compile:
+        model.model.layers = torch.nn.ModuleList(torch.compile(b) for b in model.model.layers)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda",
+    )
+    stream = BatchStream(TokenBlocks(cfg.tokens_dir, "train", cfg.seq_len), cfg.global_batch_size, cfg.micro_batch_size, 0, 1, cfg.seed)
+    accum = stream.grad_accum
+    times = []
+    for step in range(cfg.max_steps):
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, step)
+        for batch in stream.next_step():
+            x, y = batch["input_ids"].to(device), batch["labels"].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=x).logits
+            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), y[:, 1:].flatten()) / accum
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return cfg.global_batch_size * cfg.seq_len / float(np.median(times[1:]))
+
+
+def trainer_run(cfg) -> float:
+    """The real trainer in this process (a one-rank group): tokens/s of its median step
+    after the first, read back from its dvclive log."""
+    import csv
+
+    import torch.distributed as dist
+
+    from dscoder.train.loop import train
+
+    with tempfile.TemporaryDirectory() as metrics:
+        cfg.metrics_dir = metrics
+        try:
+            train(cfg)
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+        tsv = Path(metrics) / "plots" / "metrics" / "tokens_per_sec.tsv"
+        tps = [float(r["tokens_per_sec"]) for r in csv.DictReader(tsv.open(), delimiter="\t")]
+    return float(np.median(tps[1:]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gpu", action="store_true", help="1.3B preset on one GPU, bf16")
+    ap.add_argument("--preset", default=None, help="model preset (default: tiny on CPU, 1.3b on GPU)")
+    ap.add_argument("--seq", type=int, default=None, help="sequence length (CPU 256, GPU 4096)")
+    ap.add_argument("--micro", type=int, default=None, help="micro batch (CPU 4, GPU 4)")
+    ap.add_argument("--accum", type=int, default=2, help="gradient accumulation steps")
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps (CPU 12, GPU 12)")
+    ap.add_argument("--vocab", type=int, default=None, help="vocabulary (CPU 8192, GPU 32256)")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--ac", action="store_true", help="activation checkpointing")
+    ap.add_argument("--peak", type=float, default=None, help="peak FLOP/s per device for MFU (GPU default 989e12)")
+    ap.add_argument("--skip-plain", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each loop is kept")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+
+    from dscoder.model import describe
+    from dscoder.train import TrainConfig, write_token_dir
+    from dscoder.train.loop import model_config
+
+    gpu = args.gpu
+    if gpu and not torch.cuda.is_available():
+        raise SystemExit("--gpu given but no GPU is visible")
+    device = torch.device("cuda" if gpu else "cpu")
+    preset = args.preset or ("1.3b" if gpu else "tiny")
+    seq = args.seq or (4096 if gpu else 256)
+    micro = args.micro or 4
+    steps = args.steps or 12
+    vocab = args.vocab or (32256 if gpu else 8192)
+    global_batch = micro * args.accum
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        n_tokens = global_batch * seq * (steps + 1)
+        write_token_dir(Path(tmp) / "tokens", train=rng.integers(0, vocab, n_tokens), val=rng.integers(0, vocab, seq * 2), vocab_size=vocab, seq_len=seq)
+        cfg = TrainConfig(
+            tokens_dir=str(Path(tmp) / "tokens"), model_preset=preset, seq_len=seq,
+            global_batch_size=global_batch, micro_batch_size=micro, lr=3e-4, warmup_steps=2,
+            max_steps=steps, eval_every=0, eval_sequences=0, checkpoint_every=0, log_every=max(1, steps // 3),
+            device=device.type, compile=args.compile, activation_checkpointing=args.ac, shuffle=False,
+        )
+        config = model_config(cfg, vocab)
+        from dscoder.model import flops_per_token
+
+        fpt = flops_per_token(config, seq)
+        if gpu:
+            peak, peak_what = args.peak or 989e12, "H100 dense bf16 data sheet" if not args.peak else "given"
+        else:  # the best of several short windows: neighbours on a shared machine only ever lower it
+            measured = max(matmul_peak(device, torch.float32, 1024, seconds=0.5) for _ in range(6))
+            peak, peak_what = args.peak or measured, "fp32 1024^2 matmul, best of 6 windows, measured now"
+        print(f"model: {describe(config)}; {fpt / 1e6:.1f} MFLOP/token")
+        print(f"batch {global_batch} x {seq} tokens ({micro} micro x {args.accum} accum), {steps} steps, "
+              f"threads {torch.get_num_threads()}, device {torch.cuda.get_device_name() if gpu else 'cpu'}")
+        print(f"peak: {peak / 1e12:.3f} TFLOP/s ({peak_what})\n")
+
+        cfg.peak_flops = peak
+        # Alternate the two loops and keep each one's best round: neighbours on a shared
+        # machine slow whichever runs at the time.
+        best = {"trainer": 0.0, "plain": 0.0}
+        for _ in range(args.rounds):
+            best["trainer"] = max(best["trainer"], trainer_run(cfg))
+            if gpu:
+                mem = torch.cuda.max_memory_allocated() / 2**30
+                torch.cuda.empty_cache()
+            if not args.skip_plain:
+                best["plain"] = max(best["plain"], plain_loop(cfg, device, bf16=gpu))
+        trainer_name = "dscoder trainer (FSDP2, 1 rank)" + (f", peak mem {mem:.1f} GiB" if gpu else "")
+        rows = [(trainer_name, best["trainer"])]
+        if not args.skip_plain:
+            rows.append(("plain PyTorch loop (no wrapping)", best["plain"]))
+
+    base = rows[-1][1]
+    print(f"{'loop':<55} {'tokens/s':>12} {'MFU':>7} {'vs plain':>9}")
+    for name, tps in rows:
+        print(f"{name:<55} {tps:>12,.0f} {fpt * tps / peak:>7.1%} {tps / base:>8.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "preset": preset, "seq_len": seq, "global_batch": global_batch, "micro": micro, "steps": steps,
+            "peak_flops": peak, "flops_per_token": fpt,
+            "rows": [{"loop": n, "tokens_per_sec": t, "mfu": fpt * t / peak} for n, t in rows],
+        }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
