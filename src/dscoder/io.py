@@ -29,6 +29,7 @@ def atomic_path(dest: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
     prefix = f".{dest.name}.tmp-"
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; outputs are ordinary shared folders
     else:
         fd, name = tempfile.mkstemp(prefix=prefix, dir=dest.parent)
         os.close(fd)

@@ -1,0 +1,279 @@
+"""Byte-level BPE tokenizer (Sec. 3.2): train, save in Hugging Face format, load, measure.
+
+Special tokens take the first ids, in this fixed order, whatever the vocabulary size:
+
+    id  name        spelling                    use
+     0  bos         <｜begin▁of▁sentence｜>      begins every packed document (and every encode
+                                                 through AutoTokenizer, as the released models do)
+     1  eos         <｜end▁of▁sentence｜>        ends every packed document (the paper packs
+                                                 documents joined by EOS, Sec. 3.1)
+     2  pad         <｜pad｜>                     padding; never appears in packed data
+     3  fim_begin   <｜fim▁begin｜>              FIM sentinels, the released spellings
+     4  fim_hole    <｜fim▁hole｜>                (the paper writes <|fim_start|> etc.; Sec. 3.1)
+     5  fim_end     <｜fim▁end｜>
+     6  eot         <|EOT|>                      ends an instruction turn (Sec. 3.7)
+     7..22 msp_0..msp_15  <｜msp▁0｜> ...         T5-style span sentinels for the MSP ablation
+
+then the 256 byte symbols, then the merges. `vocab_size` counts everything (it is the size
+of the model's embedding table); the released models have 32,000 BPE ids plus specials, the
+paper presets use 32000 in all. Whether a small corpus reaches the asked size is recorded
+(`vocab_size_actual` in params.json).
+
+Round trip: no normaliser, byte-level pre-tokeniser without an added prefix space, byte-level
+decoder and `clean_up_tokenization_spaces=False`, so decode(encode(s)) == s for every string.
+`load_tokenizer` sets `encode_special_tokens=True`, so text that happens to spell a special
+token (e.g. "<|EOT|>" in a chat log inside a repository) is encoded as ordinary bytes: in
+packed data the special ids come only from the packer. AutoTokenizer, on the contrary,
+maps those spellings to the special ids, which is what prompts need.
+
+The saved directory holds tokenizer.json and tokenizer_config.json (AutoTokenizer loads it),
+params.json (resolved params, special ids, training figures) and manifest.json, written last:
+sha256 of every other file and `content_hash`, the hash the packer records in meta.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+from dscoder.config import Settings, check
+from dscoder.io import atomic_path, write_json
+
+N_MSP_SENTINELS = 16
+
+SPECIAL_TOKENS: dict[str, str] = {
+    "bos": "<｜begin▁of▁sentence｜>",
+    "eos": "<｜end▁of▁sentence｜>",
+    "pad": "<｜pad｜>",
+    "fim_begin": "<｜fim▁begin｜>",
+    "fim_hole": "<｜fim▁hole｜>",
+    "fim_end": "<｜fim▁end｜>",
+    "eot": "<|EOT|>",
+    **{f"msp_{k}": f"<｜msp▁{k}｜>" for k in range(N_MSP_SENTINELS)},
+}
+#: name -> id of every special token in the tokenizers this module trains (see the table above).
+SPECIAL_IDS: dict[str, int] = {name: i for i, name in enumerate(SPECIAL_TOKENS)}
+#: names a tokenizer must have for packing (MSP sentinels are needed only in MSP mode, so a
+#: released DeepSeek-Coder tokenizer, which has none, can pack PSM/SPM data).
+REQUIRED_SPECIALS = ("bos", "eos", "fim_begin", "fim_hole", "fim_end")
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerParams(Settings):
+    vocab_size: int = 32000
+    """All ids, special tokens included (Sec. 3.2: 32,000); the model's embedding size."""
+    min_frequency: int = 2
+    """A pair must occur this often in the training sample to be merged."""
+    model_max_length: int = 16384
+    """Written to tokenizer_config.json (16K after the long-context stage, Sec. 3.6);
+    transformers 5 otherwise defaults to ~1e30."""
+    sample_chars: int = 200_000_000
+    """At most this many characters of training text (the stage's sample of the clean corpus)."""
+
+    def validate(self) -> None:
+        floor = 256 + len(SPECIAL_TOKENS) + 1
+        check(self.vocab_size >= floor, "tokenizer.vocab_size", f"must be >= {floor} (bytes + specials + 1 merge), got {self.vocab_size}")
+        check(self.vocab_size <= 1 << 32, "tokenizer.vocab_size", f"must fit uint32, got {self.vocab_size}")
+        check(self.min_frequency >= 1, "tokenizer.min_frequency", f"must be >= 1, got {self.min_frequency}")
+        check(self.model_max_length >= 1, "tokenizer.model_max_length", f"must be >= 1, got {self.model_max_length}")
+        check(self.sample_chars >= 1, "tokenizer.sample_chars", f"must be >= 1, got {self.sample_chars}")
+
+
+def new_tokenizer() -> Tokenizer:
+    """An untrained byte-level BPE with the lossless pipeline described in the module docstring."""
+    tok = Tokenizer(models.BPE())
+    # GPT-2's split regex, no prefix space: what goes in is exactly what comes out.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def train_tokenizer(texts: Iterable[str], params: TokenizerParams) -> tuple[Tokenizer, dict[str, Any]]:
+    """Train on `texts` (consumed once); returns the tokenizer and training figures
+    (texts, characters, seconds, vocab_size_actual)."""
+    params.validate()
+    tok = new_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=params.vocab_size,
+        min_frequency=params.min_frequency,
+        special_tokens=list(SPECIAL_TOKENS.values()),  # ids 0.. in this order
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    counted = _Counted(texts)
+    t0 = time.perf_counter()
+    tok.train_from_iterator(counted, trainer)
+    seconds = time.perf_counter() - t0
+    bos = SPECIAL_TOKENS["bos"]
+    # Like the released DeepSeek-Coder tokenizer, encoding through AutoTokenizer prepends BOS.
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, SPECIAL_IDS["bos"])]
+    )
+    for name, tid in SPECIAL_IDS.items():
+        assert tok.token_to_id(SPECIAL_TOKENS[name]) == tid, name
+    info = {
+        "texts": counted.n,
+        "chars": counted.chars,
+        "seconds": round(seconds, 3),
+        "vocab_size_actual": tok.get_vocab_size(with_added_tokens=True),
+    }
+    return tok, info
+
+
+class _Counted:
+    def __init__(self, texts: Iterable[str]):
+        self.texts, self.n, self.chars = texts, 0, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for t in self.texts:
+            self.n += 1
+            self.chars += len(t)
+            yield t
+
+
+def training_texts(docs: Iterable[Mapping[str, Any]], max_chars: int) -> Iterator[str]:
+    """File blocks (`text[start:end]`, header included) of REPOS rows, in order, until
+    `max_chars` characters; rows without usable spans give their whole text. Training on
+    blocks rather than whole repositories keeps each training text small."""
+    total = 0
+    for doc in docs:
+        text = doc.get("text")
+        if not isinstance(text, str) or not text:
+            continue
+        blocks = [text[f["start"]: f["end"]] for f in _sound_files(doc)] or [text]
+        for block in blocks:
+            if total >= max_chars:
+                return
+            block = block[: max_chars - total]
+            total += len(block)
+            yield block
+
+
+def save_tokenizer(tok: Tokenizer, out_dir: str | os.PathLike, params: TokenizerParams,
+                   info: Mapping[str, Any] | None = None) -> str:
+    """Write the tokenizer directory atomically; returns its content hash. `info` (from
+    `train_tokenizer`) goes to params.json without its timings, so identical inputs give an
+    identical directory and hash; report the timings elsewhere."""
+    from transformers import PreTrainedTokenizerFast
+
+    specials = {name: s for name, s in SPECIAL_TOKENS.items() if tok.token_to_id(s) is not None}
+    extra = [s for name, s in specials.items() if name not in ("bos", "eos", "pad")]
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=specials["bos"],
+        eos_token=specials["eos"],
+        pad_token=specials["pad"],
+        additional_special_tokens=extra,
+        model_max_length=params.model_max_length,
+        clean_up_tokenization_spaces=False,
+    )
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        fast.save_pretrained(str(tmp))
+        write_json(tmp / "params.json", {
+            "params": params.to_dict(),
+            "special_ids": {name: tok.token_to_id(s) for name, s in specials.items()},
+            "special_tokens": specials,
+            "training": {k: v for k, v in (info or {}).items() if k != "seconds"},
+        })
+        digest = _write_manifest(tmp)
+    return digest
+
+
+def _file_hashes(d: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(d.iterdir()) if p.is_file() and p.name != MANIFEST}
+
+
+def _content_hash(files: Mapping[str, str]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(f"{name}\0{files[name]}\n".encode())
+    return h.hexdigest()
+
+
+def _write_manifest(d: Path) -> str:
+    files = _file_hashes(d)
+    digest = _content_hash(files)
+    write_json(d / MANIFEST, {"files": files, "content_hash": digest})
+    return digest
+
+
+def tokenizer_hash(tokenizer_dir: str | os.PathLike) -> str:
+    """The directory's content hash: from manifest.json when present (checked against the
+    files), else computed the same way (e.g. for a released DeepSeek-Coder tokenizer)."""
+    d = Path(tokenizer_dir)
+    files = _file_hashes(d)
+    digest = _content_hash(files)
+    manifest = d / MANIFEST
+    if manifest.is_file():
+        recorded = json.loads(manifest.read_text())
+        if recorded.get("files") != files:
+            raise ValueError(f"{d}: files differ from {MANIFEST} (edited after it was written?)")
+    return digest
+
+
+def load_tokenizer(tokenizer_dir: str | os.PathLike) -> Tokenizer:
+    """The raw `tokenizers` object of a saved directory, set to encode special-token
+    spellings in text as ordinary bytes (see the module docstring)."""
+    tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
+    tok.encode_special_tokens = True
+    return tok
+
+
+def special_token_ids(tok: Tokenizer) -> dict[str, int]:
+    """name -> id of the special tokens this tokenizer has (looked up by spelling, so a
+    released DeepSeek-Coder tokenizer works too); raises ValueError if a required one is missing."""
+    ids = {name: tok.token_to_id(s) for name, s in SPECIAL_TOKENS.items()}
+    missing = [name for name in REQUIRED_SPECIALS if ids[name] is None]
+    if missing:
+        raise ValueError(f"tokenizer lacks special tokens {missing} ({[SPECIAL_TOKENS[m] for m in missing]})")
+    return {name: i for name, i in ids.items() if i is not None}
+
+
+def bytes_per_token(tok: Tokenizer, docs: Iterable[Mapping[str, Any]], batch_chars: int = 4_000_000) -> dict[str, dict[str, float]]:
+    """UTF-8 bytes per token of each language's file contents (header lines excluded) in
+    REPOS rows (pass held-out repositories); {language: {files, bytes, tokens,
+    bytes_per_token}}, plus "all". Rows without usable spans are skipped."""
+    stats: dict[str, list[int]] = {}
+    batch: list[tuple[str, str]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal batch, size
+        encs = tok.encode_batch_fast([t for _, t in batch], add_special_tokens=False)
+        for (lang, text), enc in zip(batch, encs):
+            for key in (lang, "all"):
+                s = stats.setdefault(key, [0, 0, 0])
+                s[0] += 1
+                s[1] += len(text.encode("utf-8"))
+                s[2] += len(enc)
+        batch, size = [], 0
+
+    for doc in docs:
+        text = doc.get("text")
+        for f in _sound_files(doc):
+            content = text[f["start"] + f["header_chars"]: f["end"]]
+            if content:
+                batch.append((f["language"], content))
+                size += len(content)
+        if size >= batch_chars:
+            flush()
+    if batch:
+        flush()
+    return {lang: {"files": f, "bytes": b, "tokens": t, "bytes_per_token": round(b / max(t, 1), 4)}
+            for lang, (f, b, t) in sorted(stats.items())}
+
+
+def _sound_files(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    from dscoder.data.repo_blocks import spans_problem
+
+    return list(doc["files"]) if spans_problem(dict(doc)) is None else []

@@ -1,0 +1,112 @@
+"""Tokenizer: exact round trips, fixed special ids, AutoTokenizer loading, hashes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dscoder import tokenizer as tk
+from dscoder.config import ConfigError
+
+# Any Unicode scalar value (surrogates cannot be UTF-8 encoded, so no text holds them),
+# with special-token spellings mixed in: in packed data they must stay plain text.
+TEXT = st.lists(
+    st.one_of(st.text(st.characters(exclude_categories=("Cs",)), max_size=40),
+              st.sampled_from(list(tk.SPECIAL_TOKENS.values()) + ["\r\n", "    ", "\t", "\x00", "👩‍💻"])),
+    max_size=12,
+).map("".join)
+
+
+@pytest.fixture(scope="module")
+def tok(tok_dir):
+    return tk.load_tokenizer(tok_dir)
+
+
+@pytest.fixture(scope="module")
+def auto(tok_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tok_dir))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=TEXT)
+def test_round_trips_any_unicode(tok, text):
+    ids = tok.encode(text, add_special_tokens=False).ids
+    assert tok.decode(ids, skip_special_tokens=False) == text
+    # Special spellings in text never become special ids in packed data.
+    assert not set(ids) & set(tk.SPECIAL_IDS.values())
+
+
+def test_round_trips_code(tok, corpus):
+    texts = [d["text"] for d in corpus]
+    encs = tok.encode_batch_fast(texts, add_special_tokens=False)
+    for text, enc in zip(texts, encs):
+        assert tok.decode(enc.ids, skip_special_tokens=False) == text
+    assert len(encs[0]) < len(texts[0]) / 2  # merges were learnt: code compresses
+
+
+def test_special_ids_are_fixed_and_documented(tok, tok_dir):
+    assert tk.special_token_ids(tok) == tk.SPECIAL_IDS
+    assert tk.SPECIAL_IDS["bos"] == 0 and tk.SPECIAL_IDS["eos"] == 1 and tk.SPECIAL_IDS["pad"] == 2
+    assert [tk.SPECIAL_IDS[n] for n in ("fim_begin", "fim_hole", "fim_end", "eot")] == [3, 4, 5, 6]
+    assert tk.SPECIAL_TOKENS["fim_begin"] == "<｜fim▁begin｜>"  # the released spelling (RECIPE §2)
+    saved = json.loads((tok_dir / "params.json").read_text())
+    assert saved["special_ids"] == tk.SPECIAL_IDS
+    assert saved["training"]["vocab_size_actual"] == tok.get_vocab_size(with_added_tokens=True) == 800
+
+
+def test_autotokenizer_loads_with_special_ids(auto):
+    assert (auto.bos_token_id, auto.eos_token_id, auto.pad_token_id) == (0, 1, 2)
+    assert auto.model_max_length == 2048
+    assert auto.convert_tokens_to_ids(list(tk.SPECIAL_TOKENS.values())) == list(tk.SPECIAL_IDS.values())
+    prompt = "<｜fim▁begin｜>def f(x):\n    <｜fim▁hole｜>\n    return y<｜fim▁end｜>"
+    ids = auto(prompt)["input_ids"]
+    assert ids[0] == 0  # BOS prepended, as the released tokenizer does
+    assert ids[1] == tk.SPECIAL_IDS["fim_begin"] and tk.SPECIAL_IDS["fim_end"] == ids[-1]
+    assert auto.decode(ids[1:]) == prompt
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(st.characters(exclude_categories=("Cs",)), max_size=60))
+def test_autotokenizer_round_trips(auto, text):
+    ids = auto(text, add_special_tokens=False)["input_ids"]
+    assert auto.decode(ids) == text  # no cleanup of spaces, no normalisation
+
+
+def test_training_and_directory_are_deterministic(corpus, tok_dir, tmp_path):
+    params = tk.TokenizerParams(vocab_size=800, model_max_length=2048, sample_chars=400_000)
+    tok, info = tk.train_tokenizer(tk.training_texts(corpus, params.sample_chars), params)
+    digest = tk.save_tokenizer(tok, tmp_path / "again", params, info)
+    assert digest == tk.tokenizer_hash(tok_dir) == tk.tokenizer_hash(tmp_path / "again")
+    manifest = json.loads((tok_dir / "manifest.json").read_text())
+    assert manifest["content_hash"] == digest
+    assert set(manifest["files"]) == {"tokenizer.json", "tokenizer_config.json", "params.json"}
+    (tmp_path / "again" / "params.json").write_text("{}")
+    with pytest.raises(ValueError, match="differ"):
+        tk.tokenizer_hash(tmp_path / "again")
+
+
+def test_training_texts_respects_the_budget(corpus):
+    blocks = list(tk.training_texts(corpus, 10_000))
+    assert sum(map(len, blocks)) == 10_000
+    assert blocks[0] == corpus[0]["text"][corpus[0]["files"][0]["start"]: corpus[0]["files"][0]["end"]]
+
+
+def test_bytes_per_token_per_language(tok, corpus):
+    stats = tk.bytes_per_token(tok, corpus)
+    assert {"python", "markdown", "all"} <= set(stats)
+    assert stats["all"]["tokens"] == sum(v["tokens"] for k, v in stats.items() if k != "all")
+    assert stats["python"]["bytes_per_token"] > 1.5  # code compresses
+    content = corpus[-1]["text"][corpus[-1]["files"][0]["start"] + corpus[-1]["files"][0]["header_chars"]:
+                                 corpus[-1]["files"][0]["end"]]
+    assert stats["markdown"]["bytes"] == len(content.encode("utf-8"))
+
+
+@pytest.mark.parametrize("field,value", [("vocab_size", 100), ("min_frequency", 0), ("model_max_length", 0)])
+def test_bad_params_name_the_parameter(field, value):
+    with pytest.raises(ConfigError, match=f"tokenizer.{field}"):
+        tk.TokenizerParams(**{field: value}).validate()
