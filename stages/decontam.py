@@ -20,6 +20,7 @@ from prefect import flow, task
 from dscoder.config import ConfigError, build
 from dscoder.data.decontam import BenchmarkIndex, BenchmarkSource, DecontamParams, decontaminate, load_benchmark_strings, to_audit_table
 from dscoder.io import concat_parquet, write_parquet
+from dscoder.lineage.metrics import decontam_by_language, file_languages
 from dscoder.schemas import AUDIT, REPOS
 from stages.common import (RunnerSettings, Timer, chunk, load_params, read_repos, repo_ids_in_order, run_shards,
                            stage_args, task_runner, write_report)
@@ -79,6 +80,8 @@ def decontam(params: DecontamParams, runner: RunnerSettings, src: Path = IN, out
         "per_benchmark": {b: dict(sorted(v.items())) for b, v in sorted(per_bench.items())},
         "benchmark_problems": dict(sorted(sum((Counter(r["problems"]) for r in results), Counter()).items())),
         "index": results[0]["stats"]["index"] if results else {},
+        # files in, files/bytes removed and benchmark hits per language (sums to the totals)
+        "by_language": decontam_by_language(matches, file_languages(pq.read_table(src, columns=["files"]))),
     }
     print(f"decontam: {report.get('files_removed', 0)} files removed; per benchmark: {report['per_benchmark']}")
     return write_report("decontam", report, timer)

@@ -17,6 +17,7 @@ from prefect import flow, task
 from dscoder.config import build
 from dscoder.data.minhash_dedup import DedupParams, apply_dedup, find_clusters, signature_shard, write_signature_shard
 from dscoder.io import concat_parquet, write_parquet
+from dscoder.lineage.metrics import dedup_by_language, dedup_files_by_language
 from dscoder.schemas import CLUSTERS, FILE_CLUSTERS, REPOS
 from stages.common import (RunnerSettings, Timer, chunk, load_params, read_repos, repo_ids_in_order, run_shards,
                            stage_args, task_runner, write_report)
@@ -39,6 +40,21 @@ def apply(index: int, src: str, repo_ids: list[str], clusters: str, level: str, 
     part = Path(workdir) / f"kept-{index:05d}.parquet"
     pq.write_table(kept.cast(REPOS), part, compression="zstd")
     return {"part": str(part), "stats": stats}
+
+
+def by_language(src: Path, clusters, level: str) -> dict:
+    """Per-language repos/bytes (repo level) or files (file level) in and removed; sums to the
+    report's totals (dscoder.lineage.metrics). Streams the input's text in batches."""
+    import pyarrow.compute as pc
+
+    if level == "file":
+        spans = pq.read_table(src, columns=["repo_id", "files"]).to_pylist()
+        langs = {(r["repo_id"], f["path"]): f["language"] for r in spans for f in r["files"] or []}
+        return dedup_files_by_language(clusters, langs)
+    removed = set(clusters.filter(pc.invert(clusters["kept"]))["repo_id"].to_pylist())
+    rows = (r for b in pq.ParquetFile(src).iter_batches(batch_size=64, columns=["repo_id", "text", "files"])
+            for r in b.to_pylist())
+    return dedup_by_language(rows, removed)
 
 
 @flow(name="dedup", log_prints=True)
@@ -76,6 +92,7 @@ def dedup(params: DedupParams, runner: RunnerSettings, src: Path = IN, out: Path
         **dict(sorted(applied_stats.items())),
         "duplicate_clusters": int(sum(1 for _ in set(c for c, k in zip(clusters.table["cluster_id"].to_pylist(),
                                                                       clusters.table["kept"].to_pylist()) if not k))),
+        "by_language": by_language(src, clusters.table, params.level),
         "throughput": {"mb_per_s": round(docs_bytes / 1e6 / max(timer.total, 1e-9), 2)},
     }
     print(f"dedup: {report.get('repos_removed', 0)} of {report['docs']} documents removed as near-duplicates")

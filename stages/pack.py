@@ -14,6 +14,7 @@ import pyarrow as pa
 from prefect import flow
 
 from dscoder.io import write_parquet
+from dscoder.lineage.metrics import pack_by_language
 from dscoder.packing import PackParams, pack_repos
 from dscoder.schemas import AUDIT
 from stages.common import RunnerSettings, Timer, load_params, stage_args, write_report
@@ -35,7 +36,12 @@ def pack(params: PackParams, runner: RunnerSettings, src: Path = IN, tokenizer_d
     audit = res.pop("audit")
     write_parquet(AUDIT_OUT, pa.Table.from_pylist(audit, schema=AUDIT))
     print(f"pack: {res['splits']['train']['n_tokens']} train tokens, {res['splits']['val']['n_tokens']} validation tokens")
-    return write_report("pack", {**res, "audit_rows": len(audit)}, timer)
+    # tokens and files per language per split, from the segments index (sums to n_tokens)
+    import pyarrow.parquet as pq
+
+    by_language = {s: pack_by_language(pq.read_table(out / f"{s}.segments.parquet"), res["splits"][s]["n_tokens"])
+                   for s in ("train", "val")}
+    return write_report("pack", {**res, "audit_rows": len(audit), "by_language": by_language}, timer)
 
 
 def main() -> None:

@@ -38,6 +38,34 @@ def split_launch(section: dict[str, Any] | None, stage: str) -> tuple[dict[str, 
     return section, launch
 
 
+def fingerprint(cfg: dict[str, Any]) -> str:
+    """What a checkpoint must have been made with to be resumed: every setting but the step
+    budget, plus the identity of the data and of the starting model."""
+    ident = {k: v for k, v in cfg.items() if k != "max_steps"}
+    for key, name in (("tokens_dir", "meta.json"), ("init_from", "config.json"), ("init_from", "manifest.json")):
+        f = Path(str(cfg.get(key) or "")) / name
+        if cfg.get(key) and f.is_file():
+            ident[f"{key}/{name}"] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stale_checkpoints(ckpt: Path, summary_path: Path, want: str) -> str | None:
+    """Why the checkpoints in `ckpt` must not be resumed, or None to resume them.
+
+    Resuming is for a run that was killed: a run that finished (its summary exists) is rerun
+    by DVC only because something it depends on changed, so it starts over; so does a run
+    whose settings, data or starting model differ from the checkpoints'.
+    """
+    if not ckpt.exists():
+        return None
+    stamp = ckpt / "settings.sha256"
+    if not stamp.exists() or stamp.read_text().strip() != want:
+        return "settings, data or starting model changed since the last checkpoint"
+    if summary_path.exists() and json.loads(summary_path.read_text() or "{}").get("status") == "complete":
+        return "the previous run finished"
+    return None
+
+
 def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, str],
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one training stage under torchrun; return the trainer's summary."""
@@ -51,17 +79,17 @@ def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, st
         raise ConfigError(f"{stage}: {e}") from e
 
     ckpt = Path(paths["checkpoint_dir"])
-    fingerprint = hashlib.sha256(json.dumps({k: v for k, v in cfg.items() if k != "max_steps"},
-                                            sort_keys=True, default=str).encode()).hexdigest()
-    stamp = ckpt / "settings.sha256"
-    if ckpt.exists() and (not stamp.exists() or stamp.read_text().strip() != fingerprint):
-        print(f"[{stage}] settings changed since the last checkpoint: starting over")
-        shutil.rmtree(ckpt)
+    summary_path = Path(paths["summary_path"])
+    reason = stale_checkpoints(ckpt, summary_path, fingerprint(cfg))
+    if reason:
+        print(f"[{stage}] {reason}: starting over")
+        shutil.rmtree(ckpt, ignore_errors=True)
+        if paths.get("metrics_dir"):
+            shutil.rmtree(paths["metrics_dir"], ignore_errors=True)  # a fresh loss curve
     ckpt.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint + "\n")
+    (ckpt / "settings.sha256").write_text(fingerprint(cfg) + "\n")
     cfg_path = ckpt / "train_config.json"
     write_json(cfg_path, cfg)
-    summary_path = Path(paths["summary_path"])
     summary_path.unlink(missing_ok=True)
     cmd = torchrun_command(cfg_path, nproc, nnodes, rdzv_endpoint=launch.get("rdzv_endpoint"))
     print(f"[{stage}] {' '.join(cmd)}")
@@ -74,7 +102,7 @@ def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, st
     return summary
 
 
-def training_report(stage: str, summary: dict[str, Any], timer: Timer) -> dict[str, Any]:
+def training_report(stage: str, summary: dict[str, Any], timer: Timer, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     keep = ("steps", "tokens", "seq_len", "world_size", "device", "final_train_loss", "final_val_loss", "final_lr",
             "params", "tokens_per_sec", "mfu", "resumed_from")
-    return write_report(stage, {k: summary.get(k) for k in keep}, timer)
+    return write_report(stage, {**{k: summary.get(k) for k in keep}, **(extra or {})}, timer)

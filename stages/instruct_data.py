@@ -1,0 +1,47 @@
+"""instruct_data: data/clean/repos.parquet (+ user files) → data/instruct/.
+
+Sec. 3.7: Alpaca-format (or chat) instruction data. User files named in params are validated
+record by record (every rejected record audited with its reason); so the default profile has
+real data, documented functions of the clean corpus are mined as instructions. Everything is
+decontaminated with the `decontam` rules and split train/validation by repository.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from dscoder.data.decontam import BenchmarkIndex, load_benchmark_strings
+from dscoder.instruct import InstructDataParams, build_instruct_data, write_instruct_data
+from dscoder.packing import read_repos
+from stages.common import Timer, load_params, stage_args, write_report
+from stages.decontam import params_from as decontam_params
+
+IN = Path("data/clean/repos.parquet")
+OUT = Path("data/instruct")
+
+
+@flow(name="instruct_data", log_prints=True)
+def instruct_data(params: InstructDataParams, decontam_section: dict | None, src: Path = IN, out: Path = OUT) -> dict:
+    timer = Timer()
+    dp = decontam_params(decontam_section)
+    strings, problems = load_benchmark_strings(dp)
+    data = build_instruct_data(read_repos(src), params, BenchmarkIndex(strings, dp))
+    timer.mark("build")
+    write_instruct_data(out, data, params)
+    timer.mark("write")
+    print(f"instruct_data: {len(data.train)} train / {len(data.validation)} validation examples, "
+          f"{len(data.audit)} audited")
+    return write_report("instruct_data", {**data.stats, "train": len(data.train), "validation": len(data.validation),
+                                          "audited": len(data.audit)}, timer)
+
+
+def main() -> None:
+    args = stage_args(__doc__)
+    params = load_params(args.params)
+    instruct_data(InstructDataParams.from_dict(params.get("instruct_data"), "instruct_data"), params.get("decontam"))
+
+
+if __name__ == "__main__":
+    main()
