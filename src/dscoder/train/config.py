@@ -132,6 +132,8 @@ class TrainConfig:
         for name in ("meta.json", "train.bin"):
             if not (tokens / name).is_file():
                 raise ValueError(f"tokens_dir {str(tokens)!r} has no {name}")
+        if (tokens / "train.bin").stat().st_size == 0:
+            raise ValueError(f"tokens_dir {str(tokens)!r}: train.bin is empty (no training data; see the packing report)")
         if self.loss_mask and not (tokens / "train.mask.bin").is_file():
             raise ValueError(f"loss_mask is set but tokens_dir {str(tokens)!r} has no train.mask.bin")
         if self.init_from:

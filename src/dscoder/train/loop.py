@@ -140,7 +140,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         train_blocks, cfg.global_batch_size, cfg.micro_batch_size, env.rank, env.world_size, cfg.seed, cfg.shuffle
     )
     val_batches: list[dict[str, torch.Tensor]] = []
-    if cfg.eval_sequences and (Path(cfg.tokens_dir) / "val.bin").is_file():
+    val_file = Path(cfg.tokens_dir) / "val.bin"
+    if cfg.eval_sequences and val_file.is_file() and val_file.stat().st_size > 0:  # a tiny corpus may hold out nothing
         val_blocks = TokenBlocks(cfg.tokens_dir, "val", seq_len, loss_mask=cfg.loss_mask)
         val_batches = eval_batches(val_blocks, cfg.eval_sequences, cfg.micro_batch_size, env.rank, env.world_size)
 
