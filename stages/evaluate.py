@@ -166,8 +166,12 @@ class EvaluateSettings(Settings):
               "num_samples > 1 needs temperature > 0")
         check(bool(self.ks) and all(1 <= k <= self.num_samples for k in self.ks), "evaluate.ks",
               f"each k must be in [1, num_samples={self.num_samples}], got {list(self.ks)}")
+        for name in ("mbpp_path", "gsm8k_path"):
+            path = getattr(self, name)
+            check(path is None or Path(path).is_file(), f"evaluate.{name}", f"no such file {path!r}")
         unknown = set(self.benchmark_names) - {"humaneval", "mbpp", "gsm8k"}
-        check(not unknown, "evaluate.benchmark_names", f"unknown keys {sorted(unknown)} (known: humaneval, mbpp, gsm8k)")
+        check(not unknown, "evaluate.benchmark_names",
+              f"unknown keys {sorted(unknown)} (known: humaneval, mbpp, gsm8k)")
 
     def decontam_name(self, benchmark: str) -> str:
         return self.benchmark_names.get(benchmark, benchmark)
@@ -228,7 +232,8 @@ def clip_task(t: FimTask, max_chars: int) -> FimTask:
     return dataclasses.replace(t, prefix=prefix, suffix=suffix)
 
 
-def heldout_files(repos_path: Path, tokens_dir: Path, languages=CODE_LANGUAGES) -> dict[str, list[tuple[str, str, str]]]:
+def heldout_files(repos_path: Path, tokens_dir: Path,
+                  languages=CODE_LANGUAGES) -> dict[str, list[tuple[str, str, str]]]:
     """Code files of the held-out repositories (pack's validation split), per repository
     name: [(path, language, content)] in document order."""
     import pyarrow.parquet as pq
@@ -430,14 +435,13 @@ def evaluate(model: str, settings: EvaluateSettings, *, models_dir: Path = MODEL
     want = set(s.benchmarks)
     results: dict[str, Any] = {}
 
-    executes = {"humaneval": s.allow_execution, "mbpp": s.allow_execution, "gsm8k_pal": s.allow_execution}
     for name in ("humaneval", "mbpp", "gsm8k_pal"):
         if name not in want:
             continue
         path = {"mbpp": s.mbpp_path, "gsm8k_pal": s.gsm8k_path}.get(name, "installed")
         if path is None:
             results[name] = skipped(f"evaluate.{'mbpp' if name == 'mbpp' else 'gsm8k'}_path is null")
-        elif not executes[name]:
+        elif not s.allow_execution:
             results[name] = skipped("evaluate.allow_execution is false: model-written code is never run without it")
         else:
             runner = {"humaneval": run_humaneval, "mbpp": run_mbpp, "gsm8k_pal": run_pal}[name]

@@ -168,12 +168,13 @@ def score(predictions: Sequence[str], points: Sequence[CompletionPoint]) -> dict
 def evaluate_crossfile(model, tokenizer, repos: dict[str, Sequence[tuple[str, str, str]]],
                        points: Sequence[CompletionPoint], *, max_prompt_tokens: int = 2048,
                        max_new_tokens: int = 50, retrieved_tokens: int = 512,
-                       batch_size: int = 8) -> dict[str, dict[str, float]]:
-    """Greedy completions without and with retrieval (Sec. 4.3 settings by default)."""
+                       batch_size: int = 8, retrieval: bool = True) -> dict[str, dict[str, float]]:
+    """Greedy completions without and (`retrieval`) with BM25 retrieval (Sec. 4.3 settings
+    by default)."""
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size,
                            max_prompt_tokens=max_prompt_tokens - max_new_tokens)
     out = {}
-    for name, use_retrieval in (("in_file", False), ("bm25", True)):
+    for name, use_retrieval in (("in_file", False), ("bm25", True))[:2 if retrieval else 1]:
         prompts = []
         for p in points:
             ctx = retrieve_context(p, repos[p.repo], tokenizer, max_tokens=retrieved_tokens) \

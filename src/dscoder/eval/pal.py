@@ -74,11 +74,13 @@ def evaluate_pal(problems: Sequence[MathProblem], completions: Sequence[str], *,
         raise ValueError("problems and completions differ in length")
     programs = [extract_code(c) if chat else c for c in completions]
     results = run_programs(programs, config, allow_execution=allow_execution)
-    correct, statuses = 0, Counter()
+    correct, statuses, per_item = 0, Counter(), {}
     for p, r in zip(problems, results):
         value = parse_number(r.stdout) if r.passed else None
         ok = value is not None and abs(value - p.answer) <= tolerance * max(1.0, abs(p.answer))
         correct += ok
-        statuses[r.status if r.status != "passed" else ("correct" if ok else "wrong")] += 1
+        per_item[p.task_id] = r.status if r.status != "passed" else ("correct" if ok else "wrong")
+        statuses[per_item[p.task_id]] += 1
     return {"accuracy": correct / len(problems) if problems else 0.0,
-            "outcomes": dict(statuses), "n": len(problems)}
+            "outcomes": dict(statuses), "n": len(problems), "per_item": per_item,
+            "layers": results[0].layers if results else ()}
