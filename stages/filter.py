@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow, task
 
-from dscoder.data.filters import FilterSettings, filter_file
+from dscoder.data.filters import FilterSettings, filter_decision
 from dscoder.io import concat_parquet, write_parquet
 from dscoder.schemas import AUDIT, FILES
 from stages.common import (RunnerSettings, Timer, chunk, load_params, read_repos, repo_ids_in_order, run_shards,
@@ -30,7 +30,8 @@ def filter_shard(index: int, src: str, repo_ids: list[str], settings: FilterSett
     table = read_repos(src, repo_ids)
     keep_mask, audit, counts = [], [], Counter()
     for row in table.select(["repo_id", "repo_name", "path", "language", "content", "size"]).to_pylist():
-        reason = filter_file(row["content"], row["language"], row["path"], settings)
+        drop = filter_decision(row["content"], row["language"], row["path"], settings)
+        reason = drop.reason if drop else None
         keep_mask.append(reason is None)
         lang = row["language"]
         counts[f"in/{lang}"] += 1
@@ -41,7 +42,7 @@ def filter_shard(index: int, src: str, repo_ids: list[str], settings: FilterSett
             counts[f"dropped/{lang}/{reason}"] += 1
             counts[f"dropped_bytes/{lang}"] += row["size"]
             audit.append({"stage": "filter", "repo_id": row["repo_id"], "repo_name": row["repo_name"],
-                          "path": row["path"], "language": lang, "reason": reason, "detail": None,
+                          "path": row["path"], "language": lang, "reason": reason, "detail": drop.detail,
                           "size": row["size"]})
     part = Path(part_dir) / f"part-{index:05d}.parquet"
     pq.write_table(table.filter(pa.array(keep_mask, pa.bool_())), part, compression="zstd")

@@ -51,6 +51,8 @@ def test_ingest_and_filter_flows(tmp_path, prefect_harness):
     dropped = dict(zip(*pq.read_table(work / "data/filtered/audit.parquet", columns=["path", "reason"]).to_pydict().values()))
     assert dropped == {"pkg/table.py": "alpha_fraction", "src/broken.c": "parse_errors", "min.js": "max_line_length"}
     assert len(kept) + len(dropped) == raw.num_rows
+    details = pq.read_table(work / "data/filtered/audit.parquet", columns=["detail"]).column("detail").to_pylist()
+    assert all(details)  # every drop says what was measured
     report = json.loads((work / "reports/filter.json").read_text())
     assert report["files_in"] == raw.num_rows and report["files_dropped"] == 3
     assert report["languages"]["c"]["dropped"] == {"parse_errors": 1}

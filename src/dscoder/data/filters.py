@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from dscoder.config import Settings, check
 from dscoder.data.treesitter import error_share, grammar_name
@@ -57,25 +57,34 @@ class FilterSettings(Settings):
               f"must be <= data_max_chars ({self.data_max_chars})")
 
 
-def rule_line_length(text: str, language: str, s: FilterSettings) -> str | None:
+class Drop(NamedTuple):
+    """Why a file is dropped: the rule id, and what was measured (for the audit)."""
+
+    reason: str
+    detail: str | None = None
+
+
+def rule_line_length(text: str, language: str, s: FilterSettings) -> Drop | None:
     lines = text.splitlines() or [""]
-    if max(map(len, lines)) > s.max_line_length:
-        return "max_line_length"
-    if sum(map(len, lines)) / len(lines) > s.max_avg_line_length:
-        return "avg_line_length"
+    longest = max(map(len, lines))
+    if longest > s.max_line_length:
+        return Drop("max_line_length", f"{longest} > {s.max_line_length}")
+    avg = sum(map(len, lines)) / len(lines)
+    if avg > s.max_avg_line_length:
+        return Drop("avg_line_length", f"{avg:.1f} > {s.max_avg_line_length}")
     return None
 
 
-def rule_alpha_fraction(text: str, language: str, s: FilterSettings) -> str | None:
+def rule_alpha_fraction(text: str, language: str, s: FilterSettings) -> Drop | None:
     if not text:
         return None  # empty files (e.g. __init__.py) carry package structure; keep them
-    alpha = sum(c.isalpha() for c in text)
-    return "alpha_fraction" if alpha / len(text) < s.min_alpha_fraction else None
+    share = sum(c.isalpha() for c in text) / len(text)
+    return Drop("alpha_fraction", f"{share:.3f} < {s.min_alpha_fraction}") if share < s.min_alpha_fraction else None
 
 
-def rule_xml_header(text: str, language: str, s: FilterSettings) -> str | None:
+def rule_xml_header(text: str, language: str, s: FilterSettings) -> Drop | None:
     if language != "xslt" and "<?xml version=" in text[: s.xml_header_window]:
-        return "xml_header"
+        return Drop("xml_header", f"<?xml version= in the first {s.xml_header_window} characters")
     return None
 
 
@@ -108,47 +117,55 @@ def visible_text(html: str) -> str:
     return " ".join(" ".join(p.parts).split())
 
 
-def rule_html(text: str, language: str, s: FilterSettings) -> str | None:
+def rule_html(text: str, language: str, s: FilterSettings) -> Drop | None:
     if language != "html":
         return None
     vis = visible_text(text)
     if len(vis) < s.html_min_visible_chars or len(vis) < s.html_min_visible_fraction * max(len(text), 1):
-        return "html_visible_text"
+        return Drop("html_visible_text", f"{len(vis)} visible of {len(text)} characters")
     return None
 
 
-def rule_data_size(text: str, language: str, s: FilterSettings) -> str | None:
+def rule_data_size(text: str, language: str, s: FilterSettings) -> Drop | None:
     if language in s.data_languages and not (s.data_min_chars <= len(text) <= s.data_max_chars):
-        return "data_file_size"
+        return Drop("data_file_size", f"{len(text)} characters, outside [{s.data_min_chars}, {s.data_max_chars}]")
     return None
 
 
-def rule_parse(text: str, language: str, s: FilterSettings, path: str = "") -> str | None:
+def rule_parse(text: str, language: str, s: FilterSettings, path: str = "") -> Drop | None:
     if language == "python" and s.python_compile:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not an error
                 compile(text, path or "<file>", "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-            return "python_syntax"
+        except SyntaxError as e:
+            return Drop("python_syntax", f"line {e.lineno}: {e.msg}")
+        except (ValueError, RecursionError, MemoryError, OverflowError) as e:
+            return Drop("python_syntax", type(e).__name__)
         return None
     if language in s.parse_languages:
         share = error_share(text.encode("utf-8"), grammar_name(language, path))
         if share is not None and share > s.max_parse_error_share:
-            return "parse_errors"
+            return Drop("parse_errors", f"{share:.3f} of bytes in error nodes > {s.max_parse_error_share}")
     return None
 
 
 #: The rules in the order they are tried: cheap text rules first, parsing last.
-RULES: tuple[Callable[[str, str, FilterSettings], str | None], ...] = (
+RULES: tuple[Callable[[str, str, FilterSettings], Drop | None], ...] = (
     rule_line_length, rule_alpha_fraction, rule_xml_header, rule_html, rule_data_size,
 )
 
 
+def filter_decision(text: str, language: str, path: str, s: FilterSettings) -> Drop | None:
+    """None to keep the file, else the first rule that drops it and what it measured."""
+    for rule in RULES:
+        drop = rule(text, language, s)
+        if drop:
+            return drop
+    return rule_parse(text, language, s, path)
+
+
 def filter_file(text: str, language: str, path: str, s: FilterSettings) -> str | None:
     """None to keep the file, else the id of the first rule that drops it."""
-    for rule in RULES:
-        reason = rule(text, language, s)
-        if reason:
-            return reason
-    return rule_parse(text, language, s, path)
+    drop = filter_decision(text, language, path, s)
+    return drop.reason if drop else None

@@ -77,3 +77,13 @@ def test_tree_sitter_error_share():
 def test_bad_params_name_the_parameter(section, name):
     with pytest.raises(ConfigError, match=name):
         FilterSettings.from_dict(section, "filter")
+
+
+def test_decisions_carry_what_was_measured():
+    from dscoder.data.filters import filter_decision
+
+    drop = filter_decision("x = '" + "a" * 1500 + "'\n", "python", "a.py", S)
+    assert drop.reason == "max_line_length" and drop.detail.startswith("1506 > 1000")
+    drop = filter_decision("def f(:\n", "python", "a.py", S)
+    assert drop.reason == "python_syntax" and drop.detail.startswith("line 1")
+    assert filter_decision(GOOD_PY, "python", "a.py", S) is None
