@@ -97,6 +97,11 @@ def n_targets(batches: list[dict[str, torch.Tensor]]) -> int:
     return sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)
 
 
+#: Summary fields that vary from run to run of the same training (wall times, speeds, where
+#: it resumed from); kept out of the exported model's manifest.
+VOLATILE = frozenset({"model_config", "tokens_per_sec", "mfu", "wall_time_s", "resumed_from"})
+
+
 def all_sum(values: list[float], device: torch.device) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
@@ -252,7 +257,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if not stopped and cfg.export_dir:
         export_hf(
             model, config, cfg.export_dir, dtype=cfg.export_dtype, tokenizer_dir=cfg.tokenizer_dir or None,
-            train_config=cfg.to_dict(), manifest={k: v for k, v in summary.items() if k != "model_config"},
+            # the manifest holds what made the model, not how fast: same inputs, same bytes
+            train_config=cfg.to_dict(), manifest={k: v for k, v in summary.items() if k not in VOLATILE},
         )
     if env.is_main and cfg.summary_path:
         write_json(cfg.summary_path, summary)
