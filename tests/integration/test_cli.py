@@ -33,7 +33,9 @@ def test_status_reports_every_stage_of_the_dag(tmp_path):
     (repo / "sub").mkdir()
     out = subprocess.run([DSCODER, "status"], cwd=repo / "sub", capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
-    stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+    dag = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    stages = [f"{name}@{item}" if "foreach" in st else name  # foreach stages expand to name@item
+              for name, st in dag.items() for item in (st.get("foreach") or [None])]
     shown = [line.split()[0] for line in lines[:-1]]
     assert sorted(shown) == sorted(stages) and shown.index("ingest") < shown.index("filter") < shown.index("repo_docs")
     assert all(" stale " in line for line in lines[:-1])  # nothing has run: every stage is stale
