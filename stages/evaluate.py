@@ -256,45 +256,44 @@ def _layers(layers) -> str:
 # ---------------------------------------------------------------------------- benchmarks
 
 
-@task(name="humaneval", cache_policy=NO_CACHE)
-def run_humaneval(model, tokenizer, s: EvaluateSettings, matches: dict) -> dict:
-    from dscoder.eval.humaneval import evaluate_completions, generate_for_problems, load_humaneval
+def _execution_score(kind: str, problems, model, tokenizer, s: EvaluateSettings, matches: dict) -> dict:
+    """Generate for code-execution problems, run them in the sandbox, score pass@k, and
+    the contamination view of the score (HumanEval and MBPP share all of it)."""
+    from dscoder.eval.humaneval import evaluate_completions, generate_for_problems
     from dscoder.eval.passk import mean_pass_at_k
 
-    all_problems = load_humaneval()
-    problems = evenly_spaced(all_problems, s.humaneval_limit)
     completions, chat = generate_for_problems(model, tokenizer, problems, s.generation())
     r = evaluate_completions(problems, completions, ks=s.ks, config=s.sandbox_config(), chat=chat,
                              allow_execution=s.allow_execution)
     per = {t: (len(v), v.count("passed")) for t, v in r.per_problem.items()}
-    return {"status": "ok", **r.pass_at_k, "n": len(problems), "n_total": len(all_problems),
-            "samples_per_problem": s.num_samples, "chat": chat, "outcomes": dict(sorted(r.status_counts.items())),
-            "sandbox_layers": _layers(r.layers),
+    return {"status": "ok", **r.pass_at_k, "n": len(problems), "chat": chat,
+            "outcomes": dict(sorted(r.status_counts.items())), "sandbox_layers": _layers(r.layers),
             "contamination": contam.contamination_view(
-                per, lambda t: contam.decontam_item_id("humaneval", t), matches.get(s.decontam_name("humaneval")),
+                per, lambda t: contam.decontam_item_id(kind, t), matches.get(s.decontam_name(kind)),
                 lambda v: mean_pass_at_k(v, s.ks))}
+
+
+@task(name="humaneval", cache_policy=NO_CACHE)
+def run_humaneval(model, tokenizer, s: EvaluateSettings, matches: dict) -> dict:
+    from dscoder.eval.humaneval import load_humaneval
+
+    all_problems = load_humaneval()
+    problems = evenly_spaced(all_problems, s.humaneval_limit)
+    return {**_execution_score("humaneval", problems, model, tokenizer, s, matches),
+            "n_total": len(all_problems), "samples_per_problem": s.num_samples}
 
 
 @task(name="mbpp", cache_policy=NO_CACHE)
 def run_mbpp(model, tokenizer, s: EvaluateSettings, matches: dict) -> dict:
-    from dscoder.eval.humaneval import evaluate_completions, generate_for_problems, load_mbpp
-    from dscoder.eval.passk import mean_pass_at_k
+    from dscoder.eval.humaneval import load_mbpp
 
     problems, bad = load_mbpp(s.mbpp_path)
     n_total = len(problems)
     problems = problems[:s.mbpp_limit] if s.mbpp_limit else problems
     if not problems:
         return {**skipped(f"no usable MBPP rows in {s.mbpp_path}"), "rows_skipped": dict(bad)}
-    completions, chat = generate_for_problems(model, tokenizer, problems, s.generation())
-    r = evaluate_completions(problems, completions, ks=s.ks, config=s.sandbox_config(), chat=chat,
-                             allow_execution=s.allow_execution)
-    per = {t: (len(v), v.count("passed")) for t, v in r.per_problem.items()}
-    return {"status": "ok", **r.pass_at_k, "n": len(problems), "n_total": n_total, "chat": chat,
-            "rows_skipped": dict(sorted(bad.items())), "outcomes": dict(sorted(r.status_counts.items())),
-            "sandbox_layers": _layers(r.layers),
-            "contamination": contam.contamination_view(
-                per, lambda t: contam.decontam_item_id("mbpp", t), matches.get(s.decontam_name("mbpp")),
-                lambda v: mean_pass_at_k(v, s.ks))}
+    return {**_execution_score("mbpp", problems, model, tokenizer, s, matches),
+            "n_total": n_total, "rows_skipped": dict(sorted(bad.items()))}
 
 
 @task(name="gsm8k-pal", cache_policy=NO_CACHE)
