@@ -19,7 +19,6 @@ Goal (issue 5): pack within 1.25x of the raw encode time (the fastest raw row).
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import resource
 import sys

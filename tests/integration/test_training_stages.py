@@ -6,7 +6,6 @@ AutoModelForCausalLM and generates."""
 from __future__ import annotations
 
 import json
-import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -19,7 +19,6 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import replace
 
 from dscoder.data.decontam import BenchmarkIndex, BenchmarkString, DecontamParams
 from dscoder.instruct.dataset import InstructDataParams, build_instruct_data, read_examples, write_instruct_data

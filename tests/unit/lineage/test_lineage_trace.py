@@ -78,7 +78,7 @@ def test_every_token_lands_on_its_source_bytes(project):
     inv = _bytes_to_unicode()
     special = set(tk.special_token_ids(tok).values())
     covered: dict[tuple[str, str], set[int]] = {}
-    checked = roles = 0
+    checked = 0
     seen_roles = set()
     for split in ("train", "val"):
         idx = tracer.index(split)

@@ -18,7 +18,6 @@ cannot tell code from comments and strings, which tree-sitter can.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
