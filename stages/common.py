@@ -7,12 +7,14 @@ a Prefect flow that calls library code, atomic outputs, and `reports/<stage>.jso
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import yaml
 
@@ -107,6 +109,16 @@ def read_repos(path: str | Path, repo_ids: list[str], columns: list[str] | None 
     import pyarrow.dataset as ds
 
     return ds.dataset(str(path)).to_table(columns=columns, filter=pc.field("repo_id").isin(repo_ids))
+
+
+@contextlib.contextmanager
+def repo_shards(src: str | Path, out: Path, n: int, stage: str) -> Iterator[tuple[list[list[str]], str]]:
+    """The input's repositories in at most `n` shards (input order kept), and a scratch
+    folder beside `out` (same file system, so parts can be renamed into place) that is
+    removed afterwards. Every data stage that maps over repositories starts here."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{stage}-", dir=out.parent) as work:
+        yield chunk(repo_ids_in_order(src), n), work
 
 
 class Timer:

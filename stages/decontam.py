@@ -8,7 +8,6 @@ named in params (see README, "Decontamination").
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from dscoder.data.decontam import BenchmarkIndex, BenchmarkSource, DecontamParam
 from dscoder.io import concat_parquet, write_parquet
 from dscoder.lineage.metrics import decontam_by_language, file_languages
 from dscoder.schemas import AUDIT, REPOS
-from stages.common import (RunnerSettings, Timer, chunk, load_params, read_repos, repo_ids_in_order, run_shards,
+from stages.common import (RunnerSettings, Timer, load_params, read_repos, repo_shards, run_shards,
                            stage_args, task_runner, write_report)
 
 IN = Path("data/dedup/repos.parquet")
@@ -55,9 +54,7 @@ def decontam_shard(index: int, src: str, repo_ids: list[str], params: DecontamPa
 def decontam(params: DecontamParams, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
              audit_out: Path = AUDIT_OUT, matches_out: Path = MATCHES_OUT) -> dict:
     timer = Timer()
-    shards = chunk(repo_ids_in_order(src), runner.shards)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".decontam-", dir=out.parent) as work:
+    with repo_shards(src, out, runner.shards, "decontam") as (shards, work):
         results = run_shards(decontam_shard, [(i, str(src), ids, params, work) for i, ids in enumerate(shards)])
         timer.mark("scan")
         concat_parquet([r["part"] for r in results], out, REPOS, row_group_rows=256)

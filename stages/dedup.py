@@ -7,7 +7,6 @@ one repository kept per cluster (the largest; ties by repo_id).
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from dscoder.data.minhash_dedup import DedupParams, apply_dedup, find_clusters, 
 from dscoder.io import concat_parquet, write_parquet
 from dscoder.lineage.metrics import dedup_by_language, dedup_files_by_language
 from dscoder.schemas import CLUSTERS, FILE_CLUSTERS, REPOS
-from stages.common import (RunnerSettings, Timer, chunk, load_params, read_repos, repo_ids_in_order, run_shards,
+from stages.common import (RunnerSettings, Timer, load_params, read_repos, repo_shards, run_shards,
                            stage_args, task_runner, write_report)
 
 IN = Path("data/repos/repos.parquet")
@@ -61,9 +60,7 @@ def by_language(src: Path, clusters, level: str) -> dict:
 def dedup(params: DedupParams, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
           clusters_out: Path = CLUSTERS_OUT) -> dict:
     timer = Timer()
-    shards = chunk(repo_ids_in_order(src), runner.shards)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".dedup-", dir=out.parent) as work:
+    with repo_shards(src, out, runner.shards, "dedup") as (shards, work):
         sig = run_shards(signatures, [(i, str(src), ids, params, work) for i, ids in enumerate(shards)])
         timer.mark("signatures")
         clusters = find_clusters([r["bands"] for r in sig], [r["signatures"] for r in sig], params)

@@ -6,7 +6,6 @@ per language in reports/filter.json and every dropped file is listed in the audi
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from prefect import flow, task
 from dscoder.data.filters import FilterSettings, filter_decision
 from dscoder.io import concat_parquet, write_parquet
 from dscoder.schemas import AUDIT, FILES
-from stages.common import (RunnerSettings, Timer, chunk, load_params, read_repos, repo_ids_in_order, run_shards,
+from stages.common import (RunnerSettings, Timer, load_params, read_repos, repo_shards, run_shards,
                            stage_args, task_runner, write_report)
 
 IN = Path("data/raw/files.parquet")
@@ -53,10 +52,7 @@ def filter_shard(index: int, src: str, repo_ids: list[str], settings: FilterSett
 def filter_files(settings: FilterSettings, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
                  audit_out: Path = AUDIT_OUT) -> dict:
     timer = Timer()
-    repo_ids = repo_ids_in_order(src)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".filter-", dir=out.parent) as part_dir:
-        shards = chunk(repo_ids, runner.shards)
+    with repo_shards(src, out, runner.shards, "filter") as (shards, part_dir):
         results = run_shards(filter_shard, [(i, str(src), s, settings, part_dir) for i, s in enumerate(shards)])
         timer.mark("filter")
         concat_parquet([r["part"] for r in results], out, FILES)

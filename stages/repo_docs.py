@@ -8,7 +8,6 @@ visible in `dvc metrics diff`.
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from dscoder.data.deps import MODES
 from dscoder.data.repo_order import LanguageStats, build_repo_doc
 from dscoder.io import concat_parquet
 from dscoder.schemas import REPOS
-from stages.common import (RunnerSettings, Timer, chunk, load_params, read_repos, repo_ids_in_order, run_shards,
+from stages.common import (RunnerSettings, Timer, load_params, read_repos, repo_shards, run_shards,
                            stage_args, task_runner, write_report)
 
 IN = Path("data/filtered/files.parquet")
@@ -77,10 +76,7 @@ def repo_docs_shard(index: int, src: str, repo_ids: list[str], s: RepoDocsSettin
 @flow(name="repo_docs", log_prints=True)
 def repo_docs(settings: RepoDocsSettings, runner: RunnerSettings, src: Path = IN, out: Path = OUT) -> dict:
     timer = Timer()
-    repo_ids = repo_ids_in_order(src)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".repo_docs-", dir=out.parent) as part_dir:
-        shards = chunk(repo_ids, runner.shards)
+    with repo_shards(src, out, runner.shards, "repo_docs") as (shards, part_dir):
         results = run_shards(repo_docs_shard, [(i, str(src), ids, settings, part_dir) for i, ids in enumerate(shards)])
         timer.mark("order")
         concat_parquet([r["part"] for r in results], out, REPOS, row_group_rows=256)
