@@ -1,13 +1,24 @@
-"""Repository-level documents: files in dependency order (Algorithm 1, Sec. 2.2), concatenated.
+"""Repository-level documents: files in dependency order (Sec. 2.2), concatenated.
 
 A training sample is a whole repository whose files are ordered so that what a file depends
 on comes before it. `build_repo_doc` extracts and resolves the dependency edges
-(`dscoder.data.deps`), orders the files with `dependency_order` (Algorithm 1) or by path
-(`order="file"`, the file-level ablation), and concatenates them, each preceded by a comment
-line with its path in its own comment syntax (`languages.path_header`).
+(`dscoder.data.deps`), orders the files, and concatenates them in one of the layouts of
+`doc_formats` (by default each file preceded by a comment line with its path, Sec. 2.2).
+
+Two ordering algorithms (`algorithm`):
+- `paper`: Algorithm 1 exactly (`dependency_order`): in each weakly connected subgraph,
+  repeatedly take the file of minimal in-degree. Taking the minimum over a whole subgraph can
+  place a file that sits downstream of a cycle before its prerequisites, so it breaks edges
+  that lie on no cycle.
+- `scc` (the default): strongly connected components in topological order (`scc_order`), so
+  every edge that lies on no cycle is respected; inside a component (a set of files that
+  import each other in a cycle) the best of three orders by edges respected: Algorithm 1's
+  own order of those files, Algorithm 1 on the component alone, and the Eades-Lin-Smyth
+  feedback-arc-set heuristic. Per component it therefore respects at least as many in-cycle
+  edges as `paper`. Weakly connected subgraphs stay contiguous, as in Algorithm 1.
 
 Where each file goes:
-- code files (every language not in `languages.NON_CODE`) first, in Algorithm 1 order;
+- code files (every language not in `languages.NON_CODE`) first, in dependency order;
 - then the prose and config files (Markdown, reST, text, JSON, YAML, TOML, INI), by path.
   The paper does not say where these go; they have no dependency edges of their own, and
   putting them after the code keeps the code's dependency chain contiguous and means that
@@ -24,12 +35,35 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Literal, Mapping, Sequence
 
+from dscoder.config import Settings
 from dscoder.data.deps import MODES, repo_deps
-from dscoder.data.languages import NON_CODE, path_header
+from dscoder.data.doc_formats import DEFAULT_DOC_FORMAT, get_format
+from dscoder.data.languages import NON_CODE
 
 ORDERS = ("dependency", "file")
+ALGORITHMS = ("paper", "scc")
+DEFAULT_ALGORITHM = "scc"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoDocsSettings(Settings):
+    """Settings of the repository documents (params.yaml section ``repo_docs``)."""
+
+    mode: Literal["tree-sitter", "regex"] = "tree-sitter"
+    """Dependency extraction: tree-sitter queries (default) or the paper's regular expressions."""
+    order: Literal["dependency", "file"] = "dependency"
+    """Dependency order, or plain path order (the paper's file-level ablation, Sec. 2.2)."""
+    algorithm: Literal["paper", "scc"] = DEFAULT_ALGORITHM
+    """`paper`: Algorithm 1 as printed (Sec. 2.2). `scc` (default): strongly connected
+    components in topological order, so every edge on no cycle is respected, and inside each
+    component the order that respects the most of its edges (module docstring). Used only
+    with `order: dependency`."""
+    doc_format: Literal["deepseek", "starcoder2", "qwen2.5"] = DEFAULT_DOC_FORMAT
+    """Document layout (doc_formats.py): `deepseek` path comments (Sec. 2.2, default),
+    `starcoder2` <repo_name>/<file_sep>, `qwen2.5` <|repo_name|>/<|file_sep|>; the last two
+    need their tokens in the tokenizer (doc_formats.format_tokens)."""
 
 
 @dataclass(frozen=True)
@@ -55,33 +89,17 @@ def dependency_order(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> 
     O(log n) instead of the paper's linear argmin; in-degrees only fall, so an entry whose
     in-degree is out of date is skipped when popped.
     """
-    nodes = sorted(set(nodes))
+    nodes, pairs = _ordering_graph(nodes, edges)
     graph: dict[str, list[str]] = {n: [] for n in nodes}
     in_degree = dict.fromkeys(nodes, 0)
-    parent = {n: n for n in nodes}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in sorted(set(edges)):
-        if a == b or a not in graph or b not in graph:
-            continue
+    for a, b in pairs:
         graph[b].append(a)
         in_degree[a] += 1
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    components: dict[str, list[str]] = {}
-    for n in nodes:  # sorted, so each component is sorted and keyed by its smallest node
-        components.setdefault(find(n), []).append(n)
+    components = _weak_components(nodes, pairs)
 
     order: list[str] = []
     broken = 0
-    for comp in sorted(components.values()):
+    for comp in components:
         heap = [(in_degree[n], n) for n in comp]
         heapq.heapify(heap)
         placed: set[str] = set()
@@ -97,6 +115,195 @@ def dependency_order(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> 
                 if m not in placed:
                     heapq.heappush(heap, (in_degree[m], m))
     return Ordering(order, broken, len(components))
+
+
+def _ordering_graph(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Sorted distinct nodes and the distinct edges between two different known nodes."""
+    nodes = sorted(set(nodes))
+    known = set(nodes)
+    return nodes, sorted({(a, b) for a, b in edges if a != b and a in known and b in known})
+
+
+def strongly_connected(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """Node -> index of its strongly connected component (Tarjan, iterative). Two files share
+    a component exactly when each depends, directly or not, on the other: the edges between
+    them are the ones on a cycle. Indices are deterministic (components numbered as Tarjan
+    completes them, visiting nodes and successors in sorted order)."""
+    nodes, edges = _ordering_graph(nodes, edges)
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        succ[a].append(b)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    comp: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    n_comps = 0
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = len(index)
+                stack.append(v)
+                on_stack.add(v)
+            if i < len(succ[v]):
+                work.append((v, i + 1))
+                w = succ[v][i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            if low[v] == index[v]:  # v is the root of a component: pop it
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp[w] = n_comps
+                    if w == v:
+                        break
+                n_comps += 1
+            if work:  # propagate to the caller frame
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+    return comp
+
+
+def eades_lin_smyth(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[str]:
+    """An order with few backward edges (a feedback arc set heuristic; Eades, Lin and Smyth
+    1993); an edge (a, b) means a depends on b, so b should come first. Repeatedly: files
+    nothing depends on go to the back, files that depend on nothing to the front, else the
+    file with the largest (dependents - dependencies) to the front. Ties by path."""
+    nodes, edges = _ordering_graph(nodes, edges)
+    before: dict[str, set[str]] = {n: set() for n in nodes}  # b -> files that must follow b
+    after: dict[str, set[str]] = {n: set() for n in nodes}  # a -> files that must precede a
+    for a, b in edges:
+        before[b].add(a)
+        after[a].add(b)
+    out = {n: len(before[n]) for n in nodes}
+    inn = {n: len(after[n]) for n in nodes}
+    left = set(nodes)
+    front: list[str] = []
+    back: list[str] = []
+    sinks = [n for n in nodes if out[n] == 0]
+    sources = [n for n in nodes if inn[n] == 0]
+    delta = [(inn[n] - out[n], n) for n in nodes]
+    for h in (sinks, sources, delta):
+        heapq.heapify(h)
+
+    def remove(n: str) -> None:
+        left.discard(n)
+        for neighbours, degree, ready in ((after[n], out, sinks), (before[n], inn, sources)):
+            for m in neighbours & left:
+                degree[m] -= 1
+                if degree[m] == 0:
+                    heapq.heappush(ready, m)
+                heapq.heappush(delta, (inn[m] - out[m], m))
+
+    def drain(ready: list[str], degree: dict[str, int], into: list[str]) -> bool:
+        moved = False
+        while ready:
+            n = heapq.heappop(ready)
+            if n in left and degree[n] == 0:
+                into.append(n)
+                remove(n)
+                moved = True
+        return moved
+
+    while left:
+        while drain(sinks, out, back) | drain(sources, inn, front):
+            pass
+        while left:
+            d, n = heapq.heappop(delta)
+            if n in left and d == inn[n] - out[n]:
+                front.append(n)
+                remove(n)
+                break
+    return front + back[::-1]
+
+
+def respected(order: Sequence[str], edges: Iterable[tuple[str, str]]) -> int:
+    """Edges (a depends on b) of `order`'s nodes whose b comes before a."""
+    pos = {n: i for i, n in enumerate(order)}
+    return sum(pos[b] < pos[a] for a, b in edges if a in pos and b in pos)
+
+
+def scc_order(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> Ordering:
+    """Strongly connected components in topological order (what a component depends on
+    comes first), so every edge that lies on no cycle is respected; see the module docstring
+    for the order inside a component. Weakly connected subgraphs come one after another,
+    ordered by their smallest node, as in `dependency_order`; among the components ready to
+    be placed, the one with the smallest node goes first. `cycles_broken` counts files placed
+    before some file they depend on (for Algorithm 1 these are its picks of in-degree > 0)."""
+    nodes, edges = _ordering_graph(nodes, edges)
+    paper = dependency_order(nodes, edges)
+    paper_pos = {n: i for i, n in enumerate(paper.order)}
+    comp_of = strongly_connected(nodes, edges)
+    members: dict[int, list[str]] = {}
+    for n in nodes:
+        members.setdefault(comp_of[n], []).append(n)
+    inner: dict[int, list[tuple[str, str]]] = {c: [] for c in members}
+    needs: dict[int, set[int]] = {c: set() for c in members}  # component -> components it depends on
+    for a, b in edges:
+        ca, cb = comp_of[a], comp_of[b]
+        if ca == cb:
+            inner[ca].append((a, b))
+        else:
+            needs[ca].add(cb)
+    feeds: dict[int, list[int]] = {c: [] for c in members}
+    for c, deps in needs.items():
+        for d in deps:
+            feeds[d].append(c)
+    waiting = {c: len(deps) for c, deps in needs.items()}
+
+    def inside(c: int) -> list[str]:
+        files = members[c]
+        if len(files) == 1:
+            return files
+        candidates = [
+            sorted(files, key=paper_pos.__getitem__),  # Algorithm 1's own order of these files
+            dependency_order(files, inner[c]).order,  # Algorithm 1 on the component alone
+            eades_lin_smyth(files, inner[c]),
+        ]
+        return max(candidates, key=lambda o: respected(o, inner[c]))  # first of the best
+
+    order: list[str] = []
+    for sub in _weak_components(nodes, edges):
+        in_sub = {comp_of[n] for n in sub}
+        ready = [(members[c][0], c) for c in in_sub if waiting[c] == 0]
+        heapq.heapify(ready)
+        while ready:
+            _, c = heapq.heappop(ready)
+            order += inside(c)
+            for d in feeds[c]:
+                waiting[d] -= 1
+                if waiting[d] == 0:
+                    heapq.heappush(ready, (members[d][0], d))
+    pos = {n: i for i, n in enumerate(order)}
+    broken = len({a for a, b in edges if pos[b] > pos[a]})
+    return Ordering(order, broken, paper.subgraphs)
+
+
+def _weak_components(nodes: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
+    """Weakly connected components, each sorted, ordered by their smallest node."""
+    parent = {n: n for n in nodes}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    comps: dict[str, list[str]] = {}
+    for n in nodes:
+        comps.setdefault(find(n), []).append(n)
+    return sorted(comps.values())
 
 
 @dataclass
@@ -116,15 +323,36 @@ class LanguageStats:
     """Distinct (file, file it depends on) pairs between code files: the ordering edges."""
     edges_in_order: int = 0
     """Ordering edges whose target comes before their source in the document."""
+    acyclic_edges: int = 0
+    """Ordering edges on no cycle (their two files are in different strongly connected
+    components): all of them can be respected at once."""
+    acyclic_in_order: int = 0
+    """Acyclic edges whose target comes before their source (all of them under `scc`)."""
+    cycle_edges: int = 0
+    """Ordering edges inside a strongly connected component: on a cycle, so not all of a
+    component's edges can be respected."""
+    cycle_in_order: int = 0
+    """In-cycle edges whose target comes before their source."""
     cycles_broken: int = 0
-    """Algorithm 1 picks of a file of this language whose in-degree was > 0."""
+    """Files of this language placed before some file they depend on (for Algorithm 1: its
+    picks of in-degree > 0)."""
     parse_errors: int = 0
     """Files where tree-sitter was not (fully) used or a resolver failed (see deps.extract)."""
 
     @property
     def order_quality(self) -> float | None:
         """Share of ordering edges whose target precedes its source (1.0 on any DAG)."""
-        return self.edges_in_order / self.graph_edges if self.graph_edges else None
+        return _share(self.edges_in_order, self.graph_edges)
+
+    @property
+    def acyclic_quality(self) -> float | None:
+        """Share of acyclic edges respected (1.0 under `scc`)."""
+        return _share(self.acyclic_in_order, self.acyclic_edges)
+
+    @property
+    def cycle_quality(self) -> float | None:
+        """Share of in-cycle edges respected."""
+        return _share(self.cycle_in_order, self.cycle_edges)
 
     def add(self, other: "LanguageStats") -> "LanguageStats":
         for k in asdict(self):
@@ -132,7 +360,12 @@ class LanguageStats:
         return self
 
     def as_dict(self) -> dict[str, float | int | None]:
-        return {**asdict(self), "order_quality": self.order_quality}
+        return {**asdict(self), "order_quality": self.order_quality,
+                "acyclic_quality": self.acyclic_quality, "cycle_quality": self.cycle_quality}
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 @dataclass
@@ -161,7 +394,7 @@ class RepoDoc:
 
     @property
     def order_quality(self) -> float | None:
-        return self.edges_in_order / self.graph_edges if self.graph_edges else None
+        return _share(self.edges_in_order, self.graph_edges)
 
     def as_row(self, *, repo_id: str, repo_name: str, source: str) -> dict:
         """This document as one row of schemas.REPOS."""
@@ -174,20 +407,26 @@ class RepoDoc:
 
 
 def build_repo_doc(
-    files: Sequence[Mapping[str, str]], *, mode: str = "tree-sitter", order: str = "dependency"
+    files: Sequence[Mapping[str, str]], *, mode: str = "tree-sitter", order: str = "dependency",
+    algorithm: str = DEFAULT_ALGORITHM, doc_format: str = DEFAULT_DOC_FORMAT, repo_name: str = "",
 ) -> RepoDoc:
     """One repository's document from its files (dicts with `path`, `language`, `content`).
 
     `mode`: how dependencies are extracted, "tree-sitter" or "regex" (the paper's method).
-    `order`: "dependency" (Algorithm 1) or "file" (code files in path order, the ablation;
-    no Algorithm 1 picks, so cycles_broken is 0 and order_quality shows what path order
-    gets right). Every file appears exactly once, except a repeated path: its later copies are dropped
-    and reported in `problems` as duplicate_path.
+    `order`: "dependency" or "file" (code files in path order, the ablation; cycles_broken
+    then counts files placed before a dependency, and order_quality shows what path order
+    gets right). `algorithm`: "paper" (Algorithm 1) or "scc" (module docstring).
+    `doc_format`: the layout (doc_formats.py); `repo_name` goes into the formats that name
+    the repository. Every file appears exactly once, except a repeated path: its later
+    copies are dropped and reported in `problems` as duplicate_path.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    fmt = get_format(doc_format)
     problems: list[tuple[str, str, str]] = []
     unique: dict[str, Mapping[str, str]] = {}
     for f in files:
@@ -216,21 +455,14 @@ def build_repo_doc(
     graph = [(a, b) for a, b in edges if is_code[a] and is_code[b]]
 
     code = [p for p in lang_of if is_code[p]]
-    if order == "dependency":
-        ordering = dependency_order(code, graph)
-    else:
+    if order == "file":
         ordering = Ordering(sorted(code), 0, dependency_order(code, graph).subgraphs)
+    else:
+        ordering = (scc_order if algorithm == "scc" else dependency_order)(code, graph)
     doc_order = ordering.order + sorted(p for p in lang_of if not is_code[p])
+    cycles_broken = count_order_stats(doc_order, graph, lang_of, stats, count_broken=order == "dependency")
 
-    position = {p: i for i, p in enumerate(doc_order)}
-    for a, b in graph:
-        s = stats[lang_of[a]]
-        s.graph_edges += 1
-        s.edges_in_order += position[b] < position[a]
-    if order == "dependency":
-        _count_cycles_broken(ordering.order, graph, lang_of, stats)
-
-    text, spans = assemble(doc_order, unique)
+    text, spans = assemble(doc_order, unique, doc_format=fmt.name, repo_name=repo_name)
     return RepoDoc(
         text=text,
         files=spans,
@@ -238,7 +470,7 @@ def build_repo_doc(
         n_files=len(doc_order),
         edges_found=sum(s.edges_found for s in stats.values()),
         edges_resolved=sum(s.edges_resolved for s in stats.values()),
-        cycles_broken=ordering.cycles_broken,
+        cycles_broken=cycles_broken,
         graph_edges=len(graph),
         edges_in_order=sum(s.edges_in_order for s in stats.values()),
         subgraphs=ordering.subgraphs,
@@ -248,36 +480,58 @@ def build_repo_doc(
     )
 
 
-def _count_cycles_broken(order: list[str], graph: list[tuple[str, str]], lang_of, stats) -> None:
-    """Attribute each cycle-breaking pick to its file's language: a file was picked with
-    in-degree > 0 exactly when some file it depends on comes after it."""
+def count_order_stats(order: Sequence[str], graph: Sequence[tuple[str, str]], lang_of: Mapping[str, str],
+                      stats: dict[str, LanguageStats], *, count_broken: bool = True) -> int:
+    """Add, per language of the depending file, the ordering edges of `graph` (distinct,
+    between files of `order`) respected by `order`, split by whether they lie on a cycle,
+    and (`count_broken`) the files placed before some file they depend on; returns how many
+    files those are, 0 when not counted. (For Algorithm 1 such a file is exactly one of its
+    picks of in-degree > 0; a path order breaks no cycle, it has no picks.)"""
     position = {p: i for i, p in enumerate(order)}
-    late = {a for a, b in graph if position[b] > position[a]}
+    comp = strongly_connected(order, graph)
+    late: set[str] = set()
+    for a, b in graph:
+        s = stats.setdefault(lang_of[a], LanguageStats())
+        ok = position[b] < position[a]
+        s.graph_edges += 1
+        s.edges_in_order += ok
+        if comp[a] == comp[b]:
+            s.cycle_edges += 1
+            s.cycle_in_order += ok
+        else:
+            s.acyclic_edges += 1
+            s.acyclic_in_order += ok
+        if not ok and count_broken:
+            late.add(a)
     for p in late:
         stats[lang_of[p]].cycles_broken += 1
+    return len(late)
 
 
-def assemble(order: Sequence[str], files: Mapping[str, Mapping[str, str]]) -> tuple[str, list[dict]]:
-    """Concatenate files in `order`, each block a path header then the content.
+def assemble(order: Sequence[str], files: Mapping[str, Mapping[str, str]], *,
+             doc_format: str = DEFAULT_DOC_FORMAT, repo_name: str = "") -> tuple[str, list[dict]]:
+    """Concatenate files in `order` in `doc_format`: the format's prefix, then per file a
+    block, its header then its content.
 
     `text[start:end]` is a block and `text[start + header_chars:end]` its exact content
-    (schemas.FILE_SPAN). A file not ending in a newline is followed by one, outside its span
-    (it belongs to the gap before the next block, as repo_blocks.py expects).
+    (schemas.FILE_SPAN). What the format adds after a file (a newline after one that lacks
+    it, in `deepseek` and `qwen2.5`) lies outside the span: it belongs to the gap before the
+    next block, as repo_blocks.py expects, and the prefix lies before the first span.
     """
-    pieces: list[str] = []
+    fmt = get_format(doc_format)
+    prefix = fmt.prefix(repo_name)
+    pieces: list[str] = [prefix]
     spans: list[dict] = []
-    pos = 0
+    pos = len(prefix)
     for path in order:
         f = files[path]
-        header = path_header(path, f["language"])
+        header = fmt.header(path, f["language"])
         content = f["content"]
+        gap = fmt.gap(content)
         spans.append(
             {"path": path, "language": f["language"], "start": pos,
              "end": pos + len(header) + len(content), "header_chars": len(header)}
         )
-        pieces += (header, content)
-        pos += len(header) + len(content)
-        if content and not content.endswith("\n"):
-            pieces.append("\n")
-            pos += 1
+        pieces += (header, content, gap)
+        pos += len(header) + len(content) + len(gap)
     return "".join(pieces), spans
