@@ -1,25 +1,21 @@
 """repo_docs: data/filtered/files.parquet → data/repos/repos.parquet.
 
-One document per repository, files in dependency order (Algorithm 1, Sec. 2.2). The report
-gives, per language, edges found/resolved, cycles broken and order quality for the chosen
-extraction mode and (with `compare_modes`) for the other one, so regex vs tree-sitter is
-visible in `dvc metrics diff`.
+One document per repository, files in dependency order (Sec. 2.2; `algorithm` paper or scc)
+in the layout `doc_format`. The report gives, per language, edges found/resolved, edges
+respected on and off cycles, cycles broken and order quality, so `dvc metrics diff` shows
+what a setting changed; bench/repo_docs.py compares extraction modes and algorithms.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow, task
 
-from dscoder.config import Settings
-from dscoder.data.deps import MODES
-from dscoder.data.repo_order import LanguageStats, build_repo_doc
+from dscoder.data.repo_order import LanguageStats, RepoDocsSettings, build_repo_doc
 from dscoder.io import concat_parquet
 from dscoder.schemas import REPOS
 from stages.common import (RunnerSettings, Timer, load_params, read_repos, repo_shards, run_shards,
@@ -27,16 +23,6 @@ from stages.common import (RunnerSettings, Timer, load_params, read_repos, repo_
 
 IN = Path("data/filtered/files.parquet")
 OUT = Path("data/repos/repos.parquet")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RepoDocsSettings(Settings):
-    mode: Literal["tree-sitter", "regex"] = "tree-sitter"
-    """Dependency extraction: tree-sitter queries (default) or the paper's regular expressions."""
-    order: Literal["dependency", "file"] = "dependency"
-    """Algorithm 1 order, or plain path order (the paper's file-level ablation)."""
-    compare_modes: bool = True
-    """Also measure the other extraction mode (report only; the documents use `mode`)."""
 
 
 @task(name="repo-docs-shard")
@@ -47,7 +33,7 @@ def repo_docs_shard(index: int, src: str, repo_ids: list[str], s: RepoDocsSettin
     for row in table.to_pylist():
         by_repo[row["repo_id"]].append(row)
         meta[row["repo_id"]] = (row["repo_name"], row["source"])
-    modes = [s.mode] + ([m for m in MODES if m != s.mode] if s.compare_modes else [])
+    modes = [s.mode]
     stats = {m: defaultdict(LanguageStats) for m in modes}
     rows, counts, problems = [], Counter(), Counter()
     for rid in repo_ids:
@@ -55,12 +41,11 @@ def repo_docs_shard(index: int, src: str, repo_ids: list[str], s: RepoDocsSettin
         if not files:
             continue
         for m in modes:
-            doc = build_repo_doc(files, mode=m, order=s.order)
+            name, source = meta[rid]
+            doc = build_repo_doc(files, mode=m, order=s.order, algorithm=s.algorithm, doc_format=s.doc_format,
+                                 repo_name=name)
             for lang, st in doc.per_language.items():
                 stats[m][lang].add(st)
-            if m != s.mode:
-                continue
-            name, source = meta[rid]
             rows.append(doc.as_row(repo_id=rid, repo_name=name, source=source))
             counts["repos"] += 1
             counts["files"] += doc.n_files
@@ -94,12 +79,13 @@ def repo_docs(settings: RepoDocsSettings, runner: RunnerSettings, src: Path = IN
     report = {
         "mode": settings.mode,
         "order": settings.order,
+        "algorithm": settings.algorithm,
+        "doc_format": settings.doc_format,
         "repos": counts["repos"],
         "files": counts["files"],
         "cycles_broken": counts["cycles_broken"],
         "problems": dict(sorted(problems.items())),  # files parsed partially or by fallback; none dropped
         "languages": modes[settings.mode],
-        "modes": modes,
         "throughput": {"files_per_s": round(counts["files"] / max(timer.marks["order"], 1e-9), 1)},
     }
     print(f"repo_docs: {report['repos']} repositories, {report['files']} files, {report['cycles_broken']} cycles broken")
