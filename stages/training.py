@@ -3,13 +3,18 @@
 A training stage's params section holds trainer settings (any `TrainConfig` field except the
 paths, which the stage fixes to mirror dvc.yaml) plus `launch: {nproc_per_node, nnodes}`.
 Checkpoints are a persistent DVC output: rerunning a killed stage resumes from its last
-checkpoint, but only if the checkpoint was made with the same settings; otherwise the stale
-checkpoints are cleared and training starts over.
+checkpoint, but only if that checkpoint's resume key (`dscoder.train.resume`: every setting
+that changes the result, max_steps included, and the content hashes of the token files and of
+the starting model) equals this run's; otherwise the folder is cleared and training starts
+over. The launch (world size) is not part of the key: checkpoints reshard.
+
+One run per checkpoint folder: the stage holds the folder's lock while it runs, refuses to
+start while another stage or a trainer holds it, and starts torchrun so that it dies with the
+stage (its ranks die with torchrun, see `dscoder.train.lock`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -19,7 +24,9 @@ from typing import Any
 from dscoder.config import ConfigError
 from dscoder.io import write_json
 from dscoder.train import torchrun_command, torchrun_env
-from dscoder.train.config import config_from_dict
+from dscoder.train.config import TrainConfig, config_from_dict
+from dscoder.train.lock import STAGE_LOCK, TRAINER_LOCK, FolderInUse, FolderLock, die_with_parent, is_locked, read_holder
+from dscoder.train.resume import changed_settings, checkpoint_key, latest_checkpoint, resume_key
 from stages.common import Timer, write_report
 
 PATH_FIELDS = ("tokens_dir", "checkpoint_dir", "metrics_dir", "export_dir", "tokenizer_dir", "summary_path", "run_name")
@@ -38,32 +45,30 @@ def split_launch(section: dict[str, Any] | None, stage: str) -> tuple[dict[str, 
     return section, launch
 
 
-def fingerprint(cfg: dict[str, Any]) -> str:
-    """What a checkpoint must have been made with to be resumed: every setting but the step
-    budget, plus the identity of the data and of the starting model."""
-    ident = {k: v for k, v in cfg.items() if k != "max_steps"}
-    for key, name in (("tokens_dir", "meta.json"), ("init_from", "config.json"), ("init_from", "manifest.json")):
-        f = Path(str(cfg.get(key) or "")) / name
-        if cfg.get(key) and f.is_file():
-            ident[f"{key}/{name}"] = hashlib.sha256(f.read_bytes()).hexdigest()
-    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+def resume_decision(ckpt: Path, summary_path: Path, cfg: TrainConfig) -> tuple[bool, str]:
+    """(resume?, why) for the checkpoints in `ckpt`.
 
-
-def stale_checkpoints(ckpt: Path, summary_path: Path, want: str) -> str | None:
-    """Why the checkpoints in `ckpt` must not be resumed, or None to resume them.
-
-    Resuming is for a run that was killed: a run that finished (its summary exists) is rerun
+    Resuming is for a run that was killed: a run that finished (its summary says so) is rerun
     by DVC only because something it depends on changed, so it starts over; so does a run
-    whose settings, data or starting model differ from the checkpoints'.
+    whose resume key differs from the newest checkpoint's.
     """
-    if not ckpt.exists():
-        return None
-    stamp = ckpt / "settings.sha256"
-    if not stamp.exists() or stamp.read_text().strip() != want:
-        return "settings, data or starting model changed since the last checkpoint"
+    latest = latest_checkpoint(ckpt)
+    if latest is None:
+        return False, "no checkpoint to resume"
     if summary_path.exists() and json.loads(summary_path.read_text() or "{}").get("status") == "complete":
-        return "the previous run finished"
-    return None
+        return False, "the previous run finished"
+    saved, key = checkpoint_key(latest), resume_key(cfg)
+    if saved != key:
+        return False, f"{latest.name} was made with other settings or inputs ({changed_settings(saved, key)})"
+    return True, f"resuming from {latest.name}"
+
+
+def clear_folder(folder: Path) -> None:
+    """Remove everything in `folder` but its lock files."""
+    for p in folder.iterdir() if folder.is_dir() else []:
+        if p.name in (STAGE_LOCK, TRAINER_LOCK):
+            continue
+        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
 def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, str],
@@ -74,26 +79,41 @@ def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, st
     nproc = int(launch.get("nproc_per_node", 1))
     nnodes = int(launch.get("nnodes", 1))
     try:  # fails fast, naming the field, before torch starts
-        config_from_dict(cfg).validate(world_size=nproc * nnodes)
+        train_cfg = config_from_dict(cfg)
+        train_cfg.validate(world_size=nproc * nnodes)
     except ValueError as e:
         raise ConfigError(f"{stage}: {e}") from e
 
     ckpt = Path(paths["checkpoint_dir"])
-    summary_path = Path(paths["summary_path"])
-    reason = stale_checkpoints(ckpt, summary_path, fingerprint(cfg))
-    if reason:
-        print(f"[{stage}] {reason}: starting over")
-        shutil.rmtree(ckpt, ignore_errors=True)
-        if paths.get("metrics_dir"):
-            shutil.rmtree(paths["metrics_dir"], ignore_errors=True)  # a fresh loss curve
+    try:
+        lock = FolderLock(ckpt, STAGE_LOCK, owner=f"stage {stage}").acquire()
+    except FolderInUse as e:
+        raise RuntimeError(f"{stage}: {e}") from None
+    try:
+        if is_locked(ckpt / TRAINER_LOCK):  # a trainer that outlived its stage (another node, a manual run)
+            raise RuntimeError(f"{stage}: {FolderLock(ckpt, TRAINER_LOCK).busy_message(read_holder(ckpt / TRAINER_LOCK))}")
+        return launch_trainer(stage, cfg, train_cfg, ckpt, nproc, nnodes, launch.get("rdzv_endpoint"))
+    finally:
+        lock.release()
+
+
+def launch_trainer(stage: str, cfg: dict[str, Any], train_cfg: TrainConfig, ckpt: Path, nproc: int, nnodes: int,
+                   rdzv_endpoint: str | None) -> dict[str, Any]:
+    """Resume or start over, then run torchrun (killed with this process) to the end."""
+    summary_path = Path(cfg["summary_path"])
+    resume, why = resume_decision(ckpt, summary_path, train_cfg)
+    print(f"[{stage}] {why}" + ("" if resume else ": starting over"))
+    if not resume:
+        clear_folder(ckpt)
+        if cfg.get("metrics_dir"):
+            shutil.rmtree(cfg["metrics_dir"], ignore_errors=True)  # a fresh loss curve
     ckpt.mkdir(parents=True, exist_ok=True)
-    (ckpt / "settings.sha256").write_text(fingerprint(cfg) + "\n")
     cfg_path = ckpt / "train_config.json"
     write_json(cfg_path, cfg)
     summary_path.unlink(missing_ok=True)
-    cmd = torchrun_command(cfg_path, nproc, nnodes, rdzv_endpoint=launch.get("rdzv_endpoint"))
+    cmd = torchrun_command(cfg_path, nproc, nnodes, rdzv_endpoint=rdzv_endpoint)
     print(f"[{stage}] {' '.join(cmd)}")
-    proc = subprocess.run(cmd, env=torchrun_env(nproc))
+    proc = subprocess.run(cmd, env=torchrun_env(nproc), preexec_fn=die_with_parent)
     if proc.returncode != 0:
         raise RuntimeError(f"{stage}: torchrun exited with code {proc.returncode}")
     summary = json.loads(summary_path.read_text())

@@ -161,28 +161,3 @@ def describe(config: LlamaConfig) -> str:
         f", {config.num_hidden_layers} layers x {config.hidden_size}, {config.num_attention_heads} heads "
         f"({config.num_key_value_heads} kv), vocab {config.vocab_size}, rope {config.rope_parameters}"
     )
-
-
-
-def init_weights(model: LlamaForCausalLM) -> None:
-    """Initialise a model materialised from the meta device (`to_empty`) in place, as
-    `LlamaPreTrainedModel._init_weights` does: N(0, initializer_range) for linear and
-    embedding weights, ones for RMSNorm; the RoPE buffers (not parameters) are recomputed."""
-    import torch
-    from transformers.models.llama.modeling_llama import LlamaRMSNorm, LlamaRotaryEmbedding
-
-    std = model.config.initializer_range
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                torch.nn.init.normal_(module.weight, mean=0.0, std=std)
-                if module.bias is not None:
-                    torch.nn.init.zeros_(module.bias)
-            elif isinstance(module, torch.nn.Embedding):
-                torch.nn.init.normal_(module.weight, mean=0.0, std=std)
-            elif isinstance(module, LlamaRMSNorm):
-                torch.nn.init.ones_(module.weight)
-            elif isinstance(module, LlamaRotaryEmbedding):
-                fresh = LlamaRotaryEmbedding(model.config)
-                module.inv_freq.copy_(fresh.inv_freq)
-                module.original_inv_freq.copy_(fresh.original_inv_freq)

@@ -1,4 +1,8 @@
-"""`python -m dscoder.train --config cfg.json [key=value ...]`, one process per rank (torchrun)."""
+"""`python -m dscoder.train --config cfg.json [key=value ...]`, one process per rank (torchrun).
+
+Exit codes: 0 done (or stopped by `stop_after_step`), 2 invalid settings, 3 refused to start
+(the checkpoint folder is in use, or its checkpoint was made with other settings).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import os
 import sys
 
 from dscoder.train.config import load_config
+from dscoder.train.lock import FolderInUse, die_with_parent
+from dscoder.train.resume import CheckpointMismatch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="JSON or YAML train config (dscoder.train.TrainConfig fields)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=10")
     args = parser.parse_args(argv)
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        # torchrun puts each rank in a session of its own: without this, killing the stage's
+        # process group would leave the ranks training (and writing) on their own.
+        die_with_parent()
     try:
         cfg = load_config(args.config, args.overrides)
         # WORLD_SIZE is torchrun's: the batch split is checked before any process group exists.
@@ -27,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         train(cfg)
+    except (FolderInUse, CheckpointMismatch) as err:
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(f"dscoder.train: not started: {err}", file=sys.stderr, flush=True)
+        return 3
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

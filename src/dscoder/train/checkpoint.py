@@ -5,8 +5,9 @@ Layout of `<checkpoint_dir>/step-XXXXXX/`:
                         at another world size
   rank-XXXXX.pt         per-rank RNG states (torch, cuda, numpy, python)
   train_config.json     the resolved settings that made it
-  manifest.json         step, data position, world size; written last: its presence is what
-                        makes a checkpoint complete
+  metrics.json          the metrics log's rows up to this step (the curve a resume restores)
+  manifest.json         step, data position, world size, resume key (dscoder.train.resume);
+                        written last: its presence is what makes a checkpoint complete
 Each checkpoint is written to `step-XXXXXX-tmp/` and renamed into place (OLMo-core), so a run
 killed while saving leaves the previous checkpoint as the newest complete one.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,9 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from dscoder.io import write_json
+from dscoder.train.resume import complete_checkpoints, latest_checkpoint
 
-_STEP_DIR = re.compile(r"^step-(\d{6,})$")
+__all__ = ["complete_checkpoints", "latest_checkpoint", "load_checkpoint", "save_checkpoint", "read_metrics_rows"]
 
 
 def rng_state() -> dict[str, Any]:
@@ -46,18 +47,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def complete_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
-    """Complete checkpoints (those with a manifest), oldest first."""
-    root = Path(checkpoint_dir)
-    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / "manifest.json").is_file()] if root.is_dir() else []
-    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
-
-
-def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
-    done = complete_checkpoints(checkpoint_dir)
-    return done[-1] if done else None
-
-
 def _barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
@@ -71,6 +60,7 @@ def save_checkpoint(
     *,
     trainer_state: dict[str, Any],
     config: dict[str, Any],
+    metrics_rows: list[dict[str, Any]] | None = None,
     keep: int = 0,
 ) -> Path:
     """Collective: every rank calls it. `trainer_state` (JSON-able: step, data position) goes
@@ -90,6 +80,7 @@ def save_checkpoint(
     _barrier()
     if rank == 0:
         write_json(tmp / "train_config.json", config)
+        write_json(tmp / "metrics.json", metrics_rows or [])
         write_json(tmp / "manifest.json", {**trainer_state, "step": step, "world_size": world})
         if final.exists():  # re-saving a step (e.g. a rerun that resumed at the last step)
             shutil.rmtree(final)
@@ -118,3 +109,9 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     elif rank == 0:
         print(f"[checkpoint] world size {manifest['world_size']} -> {world}: RNG states not restored", flush=True)
     return manifest
+
+
+def read_metrics_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The metrics log rows saved with a checkpoint ([] for one saved without)."""
+    f = Path(path) / "metrics.json"
+    return json.loads(f.read_text()) if f.is_file() else []

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dscoder.io import atomic_path, write_json
+from dscoder.train.resume import file_manifest
 
 IGNORE_INDEX = -100  # torch cross_entropy's default ignore_index: no loss at this target
 
@@ -49,8 +50,8 @@ def write_token_dir(
     val_mask: np.ndarray | None = None,
     extra_meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a token directory in the layout above (for tests, benches and small stages);
-    meta.json is written last, as the manifest."""
+    """Write a token directory in the layout above (for tests, benches and small stages),
+    then `manifest.json` (the sha256 of every file) last."""
     dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,7 @@ def write_token_dir(
         **(extra_meta or {}),
     }
     write_json(path / "meta.json", meta)
+    write_json(path / "manifest.json", file_manifest(path))  # last: the content's identity
     return path
 
 

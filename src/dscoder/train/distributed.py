@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,21 @@ def init_distributed(device: str = "auto") -> DistEnv:
         else:
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
     return DistEnv(dist.get_rank(), dist.get_world_size(), local_rank, dev)
+
+
+def on_rank0(fn: Callable[[], T], env: DistEnv) -> T | None:
+    """Collective: run `fn` on rank 0 only and return its result on rank 0 (None elsewhere);
+    if it raises ValueError or RuntimeError, every rank raises that error, so all ranks stop
+    together with the same message instead of waiting on a rank that left."""
+    outcome: list[Any] = [None]
+    result = None
+    if env.is_main:
+        try:
+            result = fn()
+        except (ValueError, RuntimeError) as err:
+            outcome[0] = err
+    if env.world_size > 1:
+        dist.broadcast_object_list(outcome, src=0)
+    if outcome[0] is not None:
+        raise outcome[0]
+    return result

@@ -12,6 +12,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from dscoder.io import atomic_path, write_json
+from dscoder.train.resume import file_manifest
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -60,7 +61,8 @@ def export_hf(
                     shutil.copy2(f, tmp / f.name)
         if train_config is not None:
             write_json(tmp / "train_config.json", train_config)
-        write_json(tmp / "manifest.json", manifest or {})
+        # the sha256 of every file: the starting model's identity for a run that resumes from it
+        write_json(tmp / "manifest.json", {**(manifest or {}), **file_manifest(tmp)})
     if dist.is_initialized():
         dist.barrier()
     return out_dir

@@ -14,17 +14,20 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig
 
 from dscoder.io import write_json
-from dscoder.model import build_config, build_model, count_params, describe, flops_per_token, init_weights, with_long_context
-from dscoder.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from dscoder.model import build_config, build_model, count_params, describe, flops_per_token, with_long_context
+from dscoder.train.checkpoint import latest_checkpoint, load_checkpoint, read_metrics_rows, save_checkpoint
 from dscoder.train.config import TrainConfig
 from dscoder.train.data import IGNORE_INDEX, BatchStream, TokenBlocks, eval_batches, read_meta
 from dscoder.train.export import export_hf
-from dscoder.train.distributed import DistEnv, init_distributed
+from dscoder.train.distributed import DistEnv, init_distributed, on_rank0
+from dscoder.train.lock import TRAINER_LOCK, FolderLock
+from dscoder.train.materialize import init_weights, load_hf_weights
 from dscoder.train.metrics import MetricsLog, detect_peak_flops, mfu
 from dscoder.train.parallelize import parallelize
+from dscoder.train.resume import CheckpointMismatch, changed_settings, checkpoint_key, resume_key
 from dscoder.train.schedule import lr_at
 
 
@@ -43,13 +46,10 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> LlamaConfig:
 
 
 def build_sharded_model(cfg: TrainConfig, config: LlamaConfig, env: DistEnv) -> torch.nn.Module:
-    """Every rank builds the same model (same seed), then FSDP2 keeps only its shard. On GPU a
-    fresh model is built on the meta device and materialised shard by shard."""
-    torch.manual_seed(cfg.seed)
-    if cfg.init_from:
-        model = LlamaForCausalLM.from_pretrained(cfg.init_from, config=config, dtype=torch.float32)
-    else:
-        model = build_model(config, device="meta" if env.device.type == "cuda" else "cpu")
+    """The model built on the meta device (no memory), wrapped (AC, compile, FSDP2), then
+    materialised shard by shard: each rank allocates only its shard and fills it with fresh
+    weights (the same whatever the world size) or its rows of `init_from`'s safetensors."""
+    model = build_model(config, device="meta")
     mesh = init_device_mesh(env.device.type, (env.world_size,))
     bf16 = cfg.mixed_precision == "bf16" or (cfg.mixed_precision == "auto" and env.device.type == "cuda")
     parallelize(
@@ -61,9 +61,11 @@ def build_sharded_model(cfg: TrainConfig, config: LlamaConfig, env: DistEnv) -> 
         compile=cfg.compile,
         param_dtype=torch.bfloat16 if bf16 else None,
     )
-    if any(p.is_meta for p in model.parameters()):
-        model.to_empty(device=env.device)
-        init_weights(model)
+    model.to_empty(device=env.device)
+    if cfg.init_from:
+        load_hf_weights(model, cfg.init_from)
+    else:
+        init_weights(model, cfg.seed)
     return model
 
 
@@ -124,9 +126,24 @@ def set_seeds(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resumable_key(cfg: TrainConfig, checkpoint: Path | None) -> dict[str, Any]:
+    """This run's resume key; ValueError naming what changed when `checkpoint` was made
+    with another (resuming it would silently give a different run)."""
+    key = resume_key(cfg)
+    if checkpoint is not None and checkpoint_key(checkpoint) != key:
+        raise CheckpointMismatch(
+            f"{checkpoint} was made with other settings or inputs "
+            f"({changed_settings(checkpoint_key(checkpoint), key)}); not resuming it: "
+            f"restore them, or remove {cfg.checkpoint_dir} to start over"
+        )
+    return key
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) per `cfg`; export and summarise when max_steps is reached.
-    Collective: every rank calls it. Returns the summary (also written to summary_path)."""
+    Collective: every rank calls it. Returns the summary (also written to summary_path).
+    Rank 0 holds the checkpoint folder's lock throughout: a second trainer on the same
+    folder stops at once with the owner's pid."""
     cfg.validate()  # before joining the group: bad settings fail fast, in every rank
     meta = read_meta(cfg.tokens_dir)
     seq_len = cfg.seq_len or int(meta.get("seq_len", 0))
@@ -135,6 +152,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     started = time.time()
     env = init_distributed(cfg.device)
     cfg.validate_batch(env.world_size)
+    lock = FolderLock(cfg.checkpoint_dir, TRAINER_LOCK, owner=f"dscoder.train {cfg.run_name}") if cfg.checkpoint_dir else None
+    try:
+        on_rank0(lambda: lock and lock.acquire(), env)
+        return run(cfg, env, meta, seq_len, started)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def run(cfg: TrainConfig, env: DistEnv, meta: dict[str, Any], seq_len: int, started: float) -> dict[str, Any]:
+    """The loop proper, inside a joined process group that owns the checkpoint folder."""
     log = print if env.is_main else (lambda *a, **k: None)
 
     config = model_config(cfg, int(meta["vocab_size"]))
@@ -153,14 +181,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     set_seeds(cfg.seed + env.rank)
     step, last = 0, {}  # last: the newest step's metrics
     resumed_from = latest_checkpoint(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+    key = on_rank0(lambda: resumable_key(cfg, resumed_from), env)
+    rows: list[dict[str, Any]] = []
     if resumed_from is not None:
         state = load_checkpoint(resumed_from, model, optimizer)
         step = int(state["step"])
         stream.load_state_dict(state["data"])
         if state.get("train_loss") is not None:
             last["train/loss"] = state["train_loss"]
-        log(f"[train] resumed from {resumed_from} at step {step}", flush=True)
-    metrics = MetricsLog(cfg.metrics_dir, enabled=env.is_main, resume_from_step=step)
+        rows = [r for r in read_metrics_rows(resumed_from) if r["step"] <= step] if env.is_main else []
+        log(f"[train] resumed from {resumed_from} at step {step} (world size {state['world_size']} -> "
+            f"{env.world_size})", flush=True)
+    metrics = MetricsLog(cfg.metrics_dir, enabled=env.is_main, rows=rows)
 
     peak = cfg.peak_flops or detect_peak_flops(env.device)
     fpt = flops_per_token(config, seq_len)
@@ -169,14 +201,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         f"grad accum {stream.grad_accum}, {tokens_per_step} tokens/step, steps {step}->{cfg.max_steps}", flush=True)
 
     def checkpoint(at: int) -> None:
+        """Save, then rewrite the curve: on disk it never runs ahead of the newest checkpoint."""
         if cfg.checkpoint_dir:
             save_checkpoint(
                 cfg.checkpoint_dir, at, model, optimizer,
                 trainer_state={
                     "data": stream.state_dict(), "tokens_seen": at * tokens_per_step, "train_loss": last.get("train/loss"),
+                    "resume_key": key,
                 },
-                config=cfg.to_dict(), keep=cfg.keep_checkpoints,
+                config=cfg.to_dict(), metrics_rows=metrics.rows, keep=cfg.keep_checkpoints,
             )
+        metrics.write()
 
     val_loss = float("nan")
     steps_timed, time_in_steps, stopped, warm = 0, 0.0, False, False
@@ -260,7 +295,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             # the manifest holds what made the model, not how fast: same inputs, same bytes
             train_config=cfg.to_dict(), manifest={k: v for k, v in summary.items() if k not in VOLATILE},
         )
+    if not stopped:
+        metrics.write()
     if env.is_main and cfg.summary_path:
         write_json(cfg.summary_path, summary)
-    metrics.close()
     return summary

@@ -1,10 +1,10 @@
-"""torchrun command lines, checkpoint discovery, dvclive history truncation, MFU."""
+"""torchrun command lines, checkpoint discovery, the metrics log's files, MFU and GPU peaks."""
 
 import pytest
 
 from dscoder.train import torchrun_command, torchrun_env
 from dscoder.train.checkpoint import complete_checkpoints, latest_checkpoint
-from dscoder.train.metrics import mfu, truncate_history
+from dscoder.train.metrics import MetricsLog, gpu_peak, mfu
 
 
 def test_single_node_is_standalone():
@@ -40,12 +40,37 @@ def test_only_complete_checkpoints_count(tmp_path):
     assert latest_checkpoint(tmp_path / "absent") is None
 
 
-def test_truncate_history_drops_steps_after_the_checkpoint(tmp_path):
-    plots = tmp_path / "plots" / "metrics" / "train"
-    plots.mkdir(parents=True)
-    (plots / "loss.tsv").write_text("step\tloss\n1\t5.0\n2\t4.0\n3\t3.5\n")
-    truncate_history(tmp_path, 2)
-    assert (plots / "loss.tsv").read_text() == "step\tloss\n1\t5.0\n2\t4.0\n"
+def test_metrics_log_writes_dvclive_layout_only_when_asked(tmp_path):
+    log = MetricsLog(str(tmp_path), enabled=True, rows=[{"step": 1, "train/loss": 5.0, "lr": 0.1}])
+    log.log(2, {"train/loss": 4.25, "lr": 0.2})
+    assert not (tmp_path / "plots").exists()  # nothing on disk until a checkpoint asks
+    log.write()
+    assert (tmp_path / "plots/metrics/train/loss.tsv").read_text() == "step\tloss\n1\t5.0\n2\t4.25\n"
+    assert (tmp_path / "plots/metrics/lr.tsv").read_text() == "step\tlr\n1\t0.1\n2\t0.2\n"
+    import json
+
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"step": 2, "train": {"loss": 4.25}, "lr": 0.2}
+    log.write()  # rewriting never appends: the same rows, once
+    assert (tmp_path / "plots/metrics/train/loss.tsv").read_text().count("\n") == 3
+    assert not list(tmp_path.rglob(".*tmp-*"))
+    off = MetricsLog(str(tmp_path / "rank1"), enabled=False)
+    off.log(1, {"x": 1.0})
+    off.write()
+    assert off.rows == [] and not (tmp_path / "rank1").exists()
+
+
+@pytest.mark.parametrize("name, gib, label, peak", [
+    ("NVIDIA H100 80GB HBM3", 79.6, "H100 SXM", 989e12),
+    ("NVIDIA H100 PCIe", 79.6, "H100 PCIe", 756e12),
+    ("NVIDIA H100 NVL", 93.6, "H100 NVL", 835e12),
+    ("NVIDIA H200", 139.8, "H200", 989e12),
+    ("NVIDIA H100", 139.8, "H200", 989e12),  # an ambiguous name: 141 GB is an H200
+    ("NVIDIA A100-SXM4-80GB", 79.2, "A100", 312e12),
+    ("NVIDIA GeForce RTX 4090", 23.6, "NVIDIA GeForce RTX 4090", 0.0),
+])
+def test_gpu_peak_tells_the_cards_apart(name, gib, label, peak):
+    got_label, got_peak = gpu_peak(name, int(gib * 2**30))
+    assert got_label.startswith(label) and got_peak == peak
 
 
 def test_mfu():
