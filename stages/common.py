@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import platform
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,8 +19,13 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 
 import yaml
 
+from prefect import task
+
 from dscoder.config import Settings, check
+from dscoder.data.step import ShardResult, Step, run_shard
+from dscoder.data.stream import Shard, concat_parts, largest_first, plan_shards
 from dscoder.io import write_json
+from dscoder.schemas import AUDIT
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -34,12 +40,21 @@ class RunnerSettings(Settings):
     address: str | None = None
     """Scheduler address for dask (tcp://host:8786) or ray (ray://host:10001); None starts a local one."""
     shards: int = 4
-    """How many shards (sets of repositories) a data stage splits its input into. Outputs do
-    not depend on it."""
+    """The least number of shards (contiguous sets of whole repositories, planned by bytes) a
+    data stage splits its input into; more when the input exceeds `shards * shard_bytes`.
+    Outputs do not depend on it."""
+    shard_bytes: int = 256 * 2**20
+    """About how many bytes of input one shard holds (a repository larger than that is a shard
+    of its own). Shards run largest first, so a giant repository never idles the other workers."""
+    batch_bytes: int = 32 * 2**20
+    """How many bytes of input rows a worker holds at once: with the one-row-group reads of
+    dscoder.data.stream this sets a worker's peak memory. Outputs do not depend on it."""
 
     def validate(self) -> None:
         check(self.workers >= 1, "runner.workers", f"must be >= 1, got {self.workers}")
         check(self.shards >= 1, "runner.shards", f"must be >= 1, got {self.shards}")
+        check(self.shard_bytes >= 1, "runner.shard_bytes", f"must be >= 1, got {self.shard_bytes}")
+        check(self.batch_bytes >= 1, "runner.batch_bytes", f"must be >= 1, got {self.batch_bytes}")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -73,7 +88,10 @@ def task_runner(r: RunnerSettings):
             from prefect_ray import RayTaskRunner
         except ImportError as e:
             raise SystemExit("runner.kind=ray needs the 'ray' extra: pip install 'dscoder[ray]'") from e
-        return RayTaskRunner(address=r.address) if r.address else RayTaskRunner()
+        if r.address:  # a running cluster (`ray start --head`): host:port of its GCS, or ray://host:10001
+            return RayTaskRunner(address=r.address)
+        # a local instance for the flow run: `workers` CPUs (one shard task each), no dashboard
+        return RayTaskRunner(init_kwargs={"num_cpus": r.workers, "include_dashboard": False})
     raise AssertionError(r.kind)
 
 
@@ -90,35 +108,74 @@ def chunk(items: Sequence, n: int) -> list[list]:
 
 
 def run_shards(task: Callable, shard_args: list[tuple]) -> list[Any]:
-    """Submit one task per shard on the flow's task runner; results in shard order."""
+    """Submit one task per shard on the flow's task runner; results in submission order."""
     futures = [task.submit(*args) for args in shard_args]
     return [f.result() for f in futures]
 
 
-def repo_ids_in_order(path: str | Path) -> list[str]:
-    """Distinct repo ids of a Parquet file, in first-seen order (stages keep input order)."""
-    import pyarrow.parquet as pq
-
-    col = pq.read_table(path, columns=["repo_id"]).column("repo_id")
-    return list(dict.fromkeys(col.to_pylist()))
-
-
 def read_repos(path: str | Path, repo_ids: list[str], columns: list[str] | None = None):
-    """The rows of the given repositories, in file order, without loading the rest."""
+    """The rows of the given (few) repositories, without loading the rest."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     return ds.dataset(str(path)).to_table(columns=columns, filter=pc.field("repo_id").isin(repo_ids))
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_scratch(folder: Path, stage: str) -> list[Path]:
+    """Remove the scratch folders `.<stage>-<pid>-*` of runs whose process is gone (killed
+    runs leave them behind). Returns what was removed."""
+    removed = []
+    for p in folder.glob(f".{stage}-*"):
+        parts = p.name[len(stage) + 2:].split("-", 1)
+        if p.is_dir() and parts[0].isdigit() and int(parts[0]) != os.getpid() and not _pid_alive(int(parts[0])):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
-def repo_shards(src: str | Path, out: Path, n: int, stage: str) -> Iterator[tuple[list[list[str]], str]]:
-    """The input's repositories in at most `n` shards (input order kept), and a scratch
-    folder beside `out` (same file system, so parts can be renamed into place) that is
-    removed afterwards. Every data stage that maps over repositories starts here."""
+def scratch(out: Path, stage: str) -> Iterator[str]:
+    """A scratch folder beside `out` (same file system, so parts can be renamed into place),
+    named after this process so a later run can tell a dead run's leftovers; removed after."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{stage}-", dir=out.parent) as work:
-        yield chunk(repo_ids_in_order(src), n), work
+    remove_dead_scratch(out.parent, stage)
+    with tempfile.TemporaryDirectory(prefix=f".{stage}-{os.getpid()}-", dir=out.parent) as work:
+        yield work
+
+
+@task(name="shard")
+def _step_shard(step: Step, src: str, shard: Shard, work: str, batch_bytes: int) -> ShardResult:
+    return run_shard(step, src, shard, work, batch_bytes)
+
+
+def run_step(step: Step, src: str | Path, work: str, runner: RunnerSettings,
+             size_columns: Sequence[str] = ()) -> list[ShardResult]:
+    """The step pattern's executor half: plan `src` into shards by bytes, run `step` on every
+    shard on the flow's task runner (largest first), return the results in input order.
+    `size_columns` are the columns whose bytes plan the shards (all columns if empty)."""
+    shards = plan_shards(src, shards=runner.shards, shard_bytes=runner.shard_bytes, key=step.key or "repo_id",
+                         size_columns=size_columns)
+    task_ = _step_shard.with_options(name=f"{step.stage}-shard")
+    results = run_shards(task_, [(step, str(src), s, work, runner.batch_bytes) for s in largest_first(shards)])
+    return sorted(results, key=lambda r: r.index)
+
+
+def write_step_outputs(results: Sequence[ShardResult], out: Path, schema, audit_out: Path | None = None) -> int:
+    """Concatenate the shards' parts (and audit parts) in input order, atomically."""
+    rows = concat_parts([r.part for r in results], out, schema)
+    if audit_out is not None:
+        concat_parts([r.audit for r in results], audit_out, AUDIT)
+    return rows
 
 
 class Timer:

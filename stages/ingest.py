@@ -1,61 +1,65 @@
-"""ingest: source specs in params → data/raw/files.parquet (+ data/raw/audit.parquet)."""
+"""ingest: source specs in params → data/raw/files.parquet (+ data/raw/audit.parquet).
+
+Sources are planned into units of work (a repository of a `dirs` or `stack_parquet` source, or
+a whole source), cut into shards by estimated bytes and run largest first; every worker
+writes its files in byte-bounded batches; parts are joined in source order.
+"""
 
 from __future__ import annotations
 
-import tempfile
-from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import flow, task
 
-from dscoder.data.ingest import IngestSettings, ingest_sources
-from dscoder.io import concat_parquet, write_parquet
-from dscoder.schemas import AUDIT, FILES
-from stages.common import RunnerSettings, Timer, chunk, load_params, run_shards, stage_args, task_runner, write_report
+from dscoder.data.ingest import IngestSettings, RepoTask, ingest_tasks, plan_sources
+from dscoder.data.step import ShardResult, merge_counts, open_shard, total, tree
+from dscoder.data.stream import Shard, cut_shards, largest_first
+from dscoder.schemas import FILES
+from stages.common import (RunnerSettings, Timer, load_params, run_shards, scratch, stage_args, task_runner,
+                           write_report, write_step_outputs)
 
 OUT = Path("data/raw/files.parquet")
 AUDIT_OUT = Path("data/raw/audit.parquet")
 
 
 @task(name="ingest-shard")
-def ingest_shard(index: int, specs: list[dict], settings: IngestSettings, part_dir: str) -> dict:
-    res = ingest_sources(specs, settings)
-    part = Path(part_dir) / f"part-{index:05d}.parquet"
-    pq.write_table(pa.Table.from_pylist(res.files, schema=FILES), part, compression="zstd")
-    return {"part": str(part), "audit": res.audit, "counts": dict(res.counts), "by_language": dict(res.by_language)}
+def ingest_shard(shard: Shard, tasks: list[RepoTask], settings: IngestSettings, work: str, batch_bytes: int) -> ShardResult:
+    sh = open_shard("ingest", FILES, work, shard)
+    with sh as ctx:
+        ingest_tasks(tasks, settings, ctx, batch_bytes)
+    return sh.result
 
 
 @flow(name="ingest", log_prints=True)
 def ingest(settings: IngestSettings, runner: RunnerSettings, out: Path = OUT, audit_out: Path = AUDIT_OUT) -> dict:
     timer = Timer()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".ingest-", dir=out.parent) as part_dir:
-        shards = chunk(settings.sources, runner.shards)
-        results = run_shards(ingest_shard, [(i, s, settings, part_dir) for i, s in enumerate(shards)])
+    tasks = plan_sources(settings.sources)
+    shards = cut_shards([(i, 1, t.nbytes) for i, t in enumerate(tasks)], shards=runner.shards,
+                        shard_bytes=runner.shard_bytes)
+    timer.mark("plan")
+    with scratch(out, "ingest") as work:
+        results = run_shards(ingest_shard, [(s, tasks[s.start:s.stop], settings, work, runner.batch_bytes)
+                                            for s in largest_first(shards)])
+        results.sort(key=lambda r: r.index)
         timer.mark("ingest")
-        concat_parquet([r["part"] for r in results], out, FILES)
-    audit = [row for r in results for row in r["audit"]]
-    write_parquet(audit_out, pa.Table.from_pylist(audit, schema=AUDIT))
+        write_step_outputs(results, out, FILES, audit_out)
     timer.mark("write")
-    counts, by_lang = Counter(), Counter()
-    for r in results:
-        counts.update(r["counts"])
-        by_lang.update(r["by_language"])
-    dropped = {k.split("/", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("dropped/")}
-    langs = sorted({k.split("/", 1)[1] for k in by_lang})
+    c = merge_counts(results)
+    dropped = tree(c, ("dropped",))
+    files_by_lang, bytes_by_lang = tree(c, ("language_files",)), tree(c, ("language_bytes",))
+    ingest_s = timer.marks["ingest"] + timer.marks["plan"]
     report = {
         "sources": len(settings.sources),
-        "repos": counts["repos"],
-        "files": counts["files"],
-        "bytes": counts["bytes"],
+        "repos": c[("repos",)],
+        "files": c[("files",)],
+        "bytes": c[("bytes",)],
         "dropped": dropped,
-        "dropped_total": sum(dropped.values()),
-        "languages": {lang: {"files": by_lang[f"files/{lang}"], "bytes": by_lang[f"bytes/{lang}"]} for lang in langs},
+        "dropped_total": total(c, ("dropped",)),
+        "languages": {lang: {"files": files_by_lang[lang], "bytes": bytes_by_lang.get(lang, 0)}
+                      for lang in sorted(files_by_lang)},
         "throughput": {
-            "files_per_s": round(counts["files"] / max(timer.marks["ingest"], 1e-9), 1),
-            "mb_per_s": round(counts["bytes"] / 1e6 / max(timer.marks["ingest"], 1e-9), 2),
+            "files_per_s": round(c[("files",)] / max(ingest_s, 1e-9), 1),
+            "mb_per_s": round(c[("bytes",)] / 1e6 / max(ingest_s, 1e-9), 2),
         },
     }
     print(f"ingest: {report['repos']} repos, {report['files']} files, {report['bytes'] / 1e6:.1f} MB, "

@@ -10,9 +10,14 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Callable, NamedTuple
+from typing import Callable, ClassVar, NamedTuple
+
+import pyarrow as pa
 
 from dscoder.config import Settings, check
+from dscoder.data.step import Step, StepContext
+from dscoder.data.stream import Batch
+from dscoder.schemas import FILES
 from dscoder.data.treesitter import error_share, grammar_name
 
 
@@ -169,3 +174,31 @@ def filter_file(text: str, language: str, path: str, s: FilterSettings) -> str |
     """None to keep the file, else the id of the first rule that drops it."""
     drop = filter_decision(text, language, path, s)
     return drop.reason if drop else None
+
+
+@dataclass(frozen=True)
+class FilterStep(Step):
+    """The filter as a streaming step over rows of schemas.FILES: kept rows pass through
+    unchanged; each dropped file is counted by language and rule and audited."""
+
+    settings: FilterSettings
+    stage: ClassVar[str] = "filter"
+    schema: ClassVar[pa.Schema] = FILES
+
+    def process(self, batch: Batch, ctx: StepContext) -> None:
+        t = batch.table
+        keep = []
+        for row in t.select(["repo_id", "repo_name", "path", "language", "content", "size"]).to_pylist():
+            drop = filter_decision(row["content"], row["language"], row["path"], self.settings)
+            lang = row["language"]
+            keep.append(drop is None)
+            ctx.count(("in", lang))
+            if drop is None:
+                ctx.count(("kept", lang))
+                ctx.count(("kept_bytes", lang), row["size"])
+                continue
+            ctx.count(("dropped", lang, drop.reason))
+            ctx.count(("dropped_bytes", lang), row["size"])
+            ctx.audit(drop.reason, repo_id=row["repo_id"], repo_name=row["repo_name"], path=row["path"],
+                      language=lang, detail=drop.detail, size=row["size"])
+        ctx.write(t.filter(pa.array(keep, pa.bool_())))

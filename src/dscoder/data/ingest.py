@@ -8,15 +8,23 @@ empty_repo (per source or repository).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.metadata as md
+import os
+import stat
+import sysconfig
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from dscoder.config import Settings, check
 from dscoder.data.languages import detect_language
-from dscoder.data.sources import Entry, RepoRef, SourceError, check_spec, describe, expand
+from dscoder.data.sources import (IGNORED_DIRS, Entry, RepoRef, SourceError, check_spec, describe, dirs_repos,
+                                  expand, stack_repos)
+from dscoder.data.step import StepContext
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,25 +47,8 @@ class IngestSettings(Settings):
         check(self.binary_sniff_bytes > 0, "ingest.binary_sniff_bytes", "must be > 0")
 
 
-@dataclass
-class IngestResult:
-    files: list[dict] = field(default_factory=list)
-    audit: list[dict] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)  # reason → n, plus files/bytes/repos
-    by_language: Counter = field(default_factory=Counter)  # "files/<lang>", "bytes/<lang>"
-
-    def drop(self, reason: str, repo: RepoRef | None, path: str | None, detail: str | None = None,
-             size: int | None = None, language: str | None = None) -> None:
-        self.counts[f"dropped/{reason}"] += 1
-        self.audit.append({
-            "stage": "ingest", "repo_id": repo.repo_id if repo else None,
-            "repo_name": repo.repo_name if repo else None, "path": path, "language": language,
-            "reason": reason, "detail": detail, "size": size,
-        })
-
-
 def read_entry(entry: Entry, s: IngestSettings) -> tuple[str | None, str | None, str | None, int | None]:
-    """(text, language, skip_reason, size) for one entry."""
+    """(text, language, skip_reason, size) for one entry. Reads at most max_file_bytes + 1."""
     if entry.skip:
         return None, None, entry.skip, entry.size
     lang = detect_language(entry.path)
@@ -66,11 +57,11 @@ def read_entry(entry: Entry, s: IngestSettings) -> tuple[str | None, str | None,
     if entry.size is not None and entry.size > s.max_file_bytes:
         return None, lang, "too_large", entry.size
     try:
-        data = entry.read()
+        data = entry.read(s.max_file_bytes)
     except OSError:
         return None, lang, "unreadable", entry.size
     if len(data) > s.max_file_bytes:  # a file that grew since it was listed
-        return None, lang, "too_large", len(data)
+        return None, lang, "too_large", max(len(data), entry.size or 0)
     if b"\0" in data[: s.binary_sniff_bytes]:
         return None, lang, "binary", len(data)
     try:
@@ -82,38 +73,157 @@ def read_entry(entry: Entry, s: IngestSettings) -> tuple[str | None, str | None,
     return text, lang, None, len(data)
 
 
-def ingest_repo(repo: RepoRef, entries, s: IngestSettings, out: IngestResult) -> None:
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class RepoTask:
+    """One unit of ingest work: a source, or one repository of a many-repository source."""
+
+    spec: dict[str, Any]
+    nbytes: int
+    """Estimated input bytes (for planning only: it never changes the output)."""
+    only: str | None = None
+    """`dirs`: the repository folder; `stack_parquet`: the repository name."""
+    rows: tuple[int, ...] | None = None
+    """`stack_parquet`: the rows of that repository."""
+    error: tuple[str, str] | None = None
+    """(reason, detail) when the source failed while it was planned."""
+
+
+#: Planning estimate for sources whose size is known only once fetched (git, pypi, npm).
+UNKNOWN_SOURCE_BYTES = 1 << 20
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if d not in IGNORED_DIRS]
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, name))
+                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
+
+
+def _source_bytes(spec: dict[str, Any]) -> int:
+    kind = spec["type"]
+    if kind == "dir":
+        return _tree_bytes(Path(spec["path"]).expanduser())
+    if kind == "archive":
+        p = Path(spec["path"]).expanduser()
+        return 3 * p.stat().st_size if p.is_file() else 0
+    if kind == "python_dist":
+        try:
+            dist = md.distribution(spec["name"])
+        except md.PackageNotFoundError:
+            return 0
+        sub = (spec.get("subdir") or "").rstrip("/")
+        return sum(f.size or 0 for f in dist.files or [] if not sub or str(f).startswith(sub + "/"))
+    if kind == "stdlib":
+        p = Path(sysconfig.get_paths()["stdlib"]) / spec["name"]
+        return _tree_bytes(p) if p.is_dir() else UNKNOWN_SOURCE_BYTES
+    if kind == "sysconfig":
+        p = sysconfig.get_paths().get(spec["key"])
+        return _tree_bytes(Path(p)) if p else 0
+    return UNKNOWN_SOURCE_BYTES
+
+
+def plan_sources(specs: list[dict[str, Any]]) -> list[RepoTask]:
+    """Expand the sources into units of work, in source order: one per repository for `dirs`
+    and `stack_parquet` sources (so a source of many repositories spreads over every worker),
+    one per source otherwise. Reads metadata only (names and sizes), never file contents."""
+    tasks: list[RepoTask] = []
+    for spec in specs:
+        try:
+            if spec["type"] == "dirs":
+                root = Path(spec["path"]).expanduser()
+                tasks += [RepoTask(spec, _tree_bytes(root / name), only=name) for name in dirs_repos(spec)]
+            elif spec["type"] == "stack_parquet":
+                tasks += [RepoTask(spec, n, only=name, rows=rows) for name, rows, n in stack_repos(spec)]
+            else:
+                tasks.append(RepoTask(spec, _source_bytes(spec)))
+        except SourceError as e:
+            tasks.append(RepoTask(spec, 0, error=(e.reason, f"{describe(spec)}: {e.detail}")))
+    return tasks
+
+
+# --------------------------------------------------------------------------- ingesting
+
+
+def _file_row(repo: RepoRef, path: str, lang: str, text: str) -> dict[str, Any]:
+    raw = text.encode("utf-8")
+    return {"repo_id": repo.repo_id, "repo_name": repo.repo_name, "path": path, "language": lang,
+            "content": text, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest(), "source": repo.source}
+
+
+def ingest_repo(repo: RepoRef, entries: Iterable[Entry], s: IngestSettings, ctx: StepContext,
+                batch_bytes: int) -> None:
+    """Read one repository's entries, writing usable files in batches of about `batch_bytes`."""
     kept = 0
+    rows: list[dict[str, Any]] = []
+    held = 0
     for entry in entries:
         text, lang, reason, size = read_entry(entry, s)
         if reason is not None:
-            detail = entry.detail
-            out.drop(reason, repo, entry.path, detail, size, lang)
+            ctx.count(("dropped", reason))
+            ctx.audit(reason, repo_id=repo.repo_id, repo_name=repo.repo_name, path=entry.path, language=lang,
+                      detail=entry.detail, size=size)
             continue
-        raw = text.encode("utf-8")
-        out.files.append({
-            "repo_id": repo.repo_id, "repo_name": repo.repo_name, "path": entry.path, "language": lang,
-            "content": text, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest(), "source": repo.source,
-        })
-        out.counts["files"] += 1
-        out.counts["bytes"] += len(raw)
-        out.by_language[f"files/{lang}"] += 1
-        out.by_language[f"bytes/{lang}"] += len(raw)
+        row = _file_row(repo, entry.path, lang, text)
+        rows.append(row)
+        held += row["size"]
+        ctx.count(("files",))
+        ctx.count(("bytes",), row["size"])
+        ctx.count(("language_files", lang))
+        ctx.count(("language_bytes", lang), row["size"])
         kept += 1
+        if held >= batch_bytes:
+            ctx.write(rows)
+            rows, held = [], 0
+    ctx.write(rows)
     if kept == 0:
-        out.drop("empty_repo", repo, None, "no usable file")
+        ctx.count(("dropped", "empty_repo"))
+        ctx.audit("empty_repo", repo_id=repo.repo_id, repo_name=repo.repo_name, detail="no usable file")
     else:
-        out.counts["repos"] += 1
+        ctx.count(("repos",))
+
+
+def ingest_tasks(tasks: Iterable[RepoTask], s: IngestSettings, ctx: StepContext, batch_bytes: int) -> None:
+    """Ingest units of work (one shard). Never raises for bad input; counts and audits it."""
+    cache = Path(s.cache_dir)
+    for t in tasks:
+        if t.error is not None:
+            ctx.count(("dropped", t.error[0]))
+            ctx.audit(t.error[0], detail=t.error[1])
+            continue
+        try:
+            for repo, entries in expand(t.spec, cache, limit=s.max_file_bytes, only=t.only, rows=t.rows):
+                ingest_repo(repo, entries, s, ctx, batch_bytes)
+        except SourceError as e:
+            ctx.count(("dropped", e.reason))
+            ctx.audit(e.reason, detail=f"{describe(t.spec)}: {e.detail}")
+
+
+@dataclass
+class IngestResult:
+    """Everything of a small ingest in memory (tests, benchmarks): files, audit rows, counts."""
+
+    files: list[dict] = field(default_factory=list)
+    audit: list[dict] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
 
 
 def ingest_sources(specs: list[dict], s: IngestSettings) -> IngestResult:
-    """Ingest a list of source specs (one shard). Never raises for bad input; counts it."""
-    out = IngestResult()
-    cache = Path(s.cache_dir)
-    for spec in specs:
-        try:
-            for repo, entries in expand(spec, cache):
-                ingest_repo(repo, entries, s, out)
-        except SourceError as e:
-            out.drop(e.reason, None, None, f"{describe(spec)}: {e.detail}")
-    return out
+    """Ingest `specs` in this process and return everything in memory (for small inputs)."""
+    import pyarrow.parquet as pq
+
+    from dscoder.data.step import open_shard
+    from dscoder.data.stream import Shard
+    from dscoder.schemas import FILES
+
+    with tempfile.TemporaryDirectory(prefix="dscoder-ingest-") as work:
+        sh = open_shard("ingest", FILES, work, Shard(0, 0, 0, 0, 0))
+        with sh as ctx:
+            ingest_tasks(plan_sources(specs), s, ctx, 1 << 24)
+        return IngestResult(pq.read_table(sh.part).to_pylist(), pq.read_table(sh.audit).to_pylist(), sh.result.counts)

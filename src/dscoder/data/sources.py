@@ -22,6 +22,7 @@ import sysconfig
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -48,13 +49,25 @@ class RepoRef:
 
 @dataclass
 class Entry:
-    """One path in a repository. `read` returns the bytes; `skip` says why it can't be used."""
+    """One path in a repository. `read(limit)` returns the bytes (at most `limit + 1` of them
+    when a limit is given, so a caller can tell "too large" without reading the rest);
+    `skip` says why it can't be used."""
 
     path: str
     size: int | None = None
-    read: Callable[[], bytes] | None = None
+    read: Callable[..., bytes] | None = None
     skip: str | None = None
     detail: str | None = None
+
+
+def read_file(path: Path, limit: int | None = None) -> bytes:
+    """A file's bytes, or its first `limit + 1` bytes: never more than the cap needs."""
+    with open(path, "rb") as f:
+        return f.read() if limit is None else f.read(limit + 1)
+
+
+def _bytes_reader(data: bytes) -> Callable[..., bytes]:
+    return lambda limit=None: data if limit is None else data[: limit + 1]
 
 
 def spec_key(spec: dict[str, Any]) -> str:
@@ -106,7 +119,7 @@ def _fs_entry(full: Path, rel: str, root: Path) -> Entry:
         return Entry(rel, skip="unreadable", detail=str(e))
     if not full.is_file():
         return Entry(rel, skip="special_file")
-    return Entry(rel, size=st.st_size, read=lambda p=full: p.read_bytes())
+    return Entry(rel, size=st.st_size, read=lambda limit=None, p=full: read_file(p, limit))
 
 
 def _dir_repo(root: Path, key: str, name: str, source: str) -> tuple[RepoRef, Iterator[Entry]]:
@@ -121,32 +134,48 @@ def expand_dir(spec: dict) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
     yield _dir_repo(root, spec_key(spec), spec.get("name") or root.resolve().name, f"dir:{spec['path']}")
 
 
-def expand_dirs(spec: dict) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
-    """`{type: dirs, path}`: every immediate subdirectory of `path` is a repository."""
+def dirs_repos(spec: dict) -> list[str]:
+    """The repository folders of a `dirs` source, sorted."""
     root = Path(spec["path"]).expanduser()
     if not root.is_dir():
         raise SourceError("missing_source", f"no such directory: {root}")
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
-        key = spec_key({**spec, "repo": sub.name})
-        yield _dir_repo(sub, key, sub.name, f"dirs:{spec['path']}/{sub.name}")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+def expand_dirs(spec: dict, only: str | None = None) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
+    """`{type: dirs, path}`: every immediate subdirectory of `path` is a repository (`only`:
+    just that one, so one source's repositories can spread over many workers)."""
+    root = Path(spec["path"]).expanduser()
+    for name in [only] if only is not None else dirs_repos(spec):
+        key = spec_key({**spec, "repo": name})
+        yield _dir_repo(root / name, key, name, f"dirs:{spec['path']}/{name}")
 
 
 # --------------------------------------------------------------------------- archives
 
 
-def archive_entries(data_path: Path, strip_root: bool = True) -> Iterator[Entry]:
+#: Bytes copied at a time while extracting an archive member.
+_CHUNK = 1 << 20
+
+
+def archive_entries(data_path: Path, strip_root: bool = True, max_member_bytes: int | None = None) -> Iterator[Entry]:
     """Members of a tar (any compression) or zip archive, sorted by path.
 
-    Unsafe member names, links and special files are reported. A broken archive raises
+    The archive is extracted first, member by member, into a scratch folder; each member is
+    copied in chunks and abandoned as `too_large` as soon as it passes `max_member_bytes`
+    (never decompressed whole: a zip bomb costs one chunk of memory). Unsafe member names,
+    links and special files are reported. A broken archive raises
     SourceError("broken_archive") before anything is yielded, so a repository is never
-    half-read.
+    half-read. The scratch folder lives as long as an entry that reads from it.
     """
+    scratch = tempfile.TemporaryDirectory(prefix="dscoder-archive-")  # removed when the last entry is dropped
     try:
         if zipfile.is_zipfile(data_path):
-            members = list(_zip_members(data_path))
+            members = _zip_extract(data_path, scratch, max_member_bytes)
         else:
-            members = list(_tar_members(data_path))
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+            members = _tar_extract(data_path, scratch, max_member_bytes)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as e:
+        scratch.cleanup()
         raise SourceError("broken_archive", f"{data_path.name}: {type(e).__name__}: {e}") from e
     names = [m.path for m in members if m.skip is None]
     prefix = _common_root(names) if strip_root else ""
@@ -163,83 +192,126 @@ def _common_root(names: list[str]) -> str:
     return ""
 
 
-def _tar_members(path: Path) -> Iterator[Entry]:
+def _copy_capped(src, dest: Path, limit: int | None) -> int | None:
+    """Copy a stream to `dest` in chunks; None (and nothing kept) once it passes `limit`."""
+    n = 0
+    with open(dest, "wb") as out:
+        while chunk := src.read(_CHUNK):
+            n += len(chunk)
+            if limit is not None and n > limit:
+                break
+            out.write(chunk)
+    if limit is not None and n > limit:
+        dest.unlink()
+        return None
+    return n
+
+
+def _extracted(rel: str, scratch: tempfile.TemporaryDirectory, index: int, src, limit: int | None,
+               declared: int) -> Entry:
+    dest = Path(scratch.name) / f"{index:08d}"
+    n = _copy_capped(src, dest, limit)
+    if n is None:
+        return Entry(rel, size=max(declared, (limit or 0) + 1), skip="too_large",
+                     detail=f"more than {limit} bytes when decompressed")
+    return Entry(rel, size=n, read=lambda lim=None, p=dest, keep=scratch: read_file(p, lim))
+
+
+def _tar_extract(path: Path, scratch: tempfile.TemporaryDirectory, limit: int | None) -> list[Entry]:
+    out: list[Entry] = []
     with tarfile.open(path, "r:*") as tf:
-        for ti in tf:  # iterating reads the whole stream: truncation raises here
+        for i, ti in enumerate(tf):  # iterating reads the whole stream: truncation raises here
             rel = safe_relpath(ti.name)
             if rel is None:
-                yield Entry(ti.name, skip="unsafe_path", detail="absolute or '..' member name")
+                out.append(Entry(ti.name, skip="unsafe_path", detail="absolute or '..' member name"))
             elif ti.issym() or ti.islnk():
-                yield Entry(rel, skip="symlink", detail=ti.linkname)
+                out.append(Entry(rel, skip="symlink", detail=ti.linkname))
             elif ti.isdir():
                 continue
             elif not ti.isfile():
-                yield Entry(rel, skip="special_file")
-            elif ti.size > 0:
-                f = tf.extractfile(ti)
-                data = f.read() if f is not None else b""
-                if len(data) != ti.size:
-                    raise EOFError(f"truncated member {ti.name}")
-                yield Entry(rel, size=ti.size, read=lambda d=data: d)
+                out.append(Entry(rel, skip="special_file"))
+            elif limit is not None and ti.size > limit:
+                out.append(Entry(rel, size=ti.size, skip="too_large"))  # the stream skips its bytes unread
             else:
-                yield Entry(rel, size=0, read=lambda: b"")
+                f = tf.extractfile(ti)
+                e = _extracted(rel, scratch, i, f, limit, ti.size)
+                if e.skip is None and e.size != ti.size:
+                    raise EOFError(f"truncated member {ti.name}")
+                out.append(e)
+    return out
 
 
-def _zip_members(path: Path) -> Iterator[Entry]:
+def _zip_extract(path: Path, scratch: tempfile.TemporaryDirectory, limit: int | None) -> list[Entry]:
+    out: list[Entry] = []
     with zipfile.ZipFile(path) as zf:
-        for zi in zf.infolist():
+        for i, zi in enumerate(zf.infolist()):
             rel = safe_relpath(zi.filename)
             if zi.is_dir():
                 continue
             if rel is None:
-                yield Entry(zi.filename, skip="unsafe_path", detail="absolute or '..' member name")
+                out.append(Entry(zi.filename, skip="unsafe_path", detail="absolute or '..' member name"))
                 continue
             mode = (zi.external_attr >> 16) & 0o170000
             if mode == 0o120000:
-                yield Entry(rel, skip="symlink")
-                continue
-            data = zf.read(zi)  # checks the CRC: corruption raises BadZipFile
-            yield Entry(rel, size=zi.file_size, read=lambda d=data: d)
+                out.append(Entry(rel, skip="symlink"))
+            elif limit is not None and zi.file_size > limit:
+                out.append(Entry(rel, size=zi.file_size, skip="too_large"))
+            else:
+                with zf.open(zi) as f:  # reading to the end checks the CRC: corruption raises BadZipFile
+                    out.append(_extracted(rel, scratch, i, f, limit, zi.file_size))
+    return out
 
 
-def expand_archive(spec: dict) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
+def expand_archive(spec: dict, limit: int | None = None) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
     """`{type: archive, path, name?}`: a tar/zip file is one repository."""
     path = Path(spec["path"]).expanduser()
     if not path.is_file():
         raise SourceError("missing_source", f"no such archive: {path}")
     name = spec.get("name") or path.name.split(".")[0]
-    entries = list(archive_entries(path, spec.get("strip_root", True)))
-    yield RepoRef(repo_id_for(spec_key(spec)), name, f"archive:{spec['path']}"), iter(entries)
+    yield RepoRef(repo_id_for(spec_key(spec)), name, f"archive:{spec['path']}"), \
+        _checked(archive_entries(path, spec.get("strip_root", True), limit))
+
+
+def _checked(entries: Iterator[Entry]) -> Iterator[Entry]:
+    """Extract (and check) the whole archive before the repository is used, then stream it."""
+    first = next(entries, None)
+    return _chain(first, entries)
+
+
+def _chain(first: Entry | None, rest: Iterator[Entry]) -> Iterator[Entry]:
+    if first is not None:
+        yield first
+        yield from rest
 
 
 # --------------------------------------------------------------------------- git
 
 
 def expand_git(spec: dict) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
-    """`{type: git, url, rev?, name?}`: clone (local path or URL), check out `rev`, read tracked files."""
+    """`{type: git, url, rev?, name?}`: clone (local path or URL), check out `rev`, read tracked files.
+
+    Files are read lazily from the clone, which is removed once no entry refers to it."""
     url, rev = spec["url"], spec.get("rev")
-    tmp = Path(tempfile.mkdtemp(prefix="dscoder-git-"))
+    clone = tempfile.TemporaryDirectory(prefix="dscoder-git-")
     try:
         cmd = ["git", "clone", "--quiet", "--no-hardlinks"]
         if rev is None:
             cmd += ["--depth", "1"]
-        _run(cmd + [url, str(tmp / "repo")], "git clone")
-        repo = tmp / "repo"
+        repo = Path(clone.name) / "repo"
+        _run(cmd + [url, str(repo)], "git clone")
         if rev is not None:
             _run(["git", "-C", str(repo), "checkout", "--quiet", rev], "git checkout")
         sha = _run(["git", "-C", str(repo), "rev-parse", "HEAD"], "git rev-parse").strip()
         listed = _run(["git", "-C", str(repo), "ls-files", "-z"], "git ls-files").split("\0")
-        entries = []
-        for rel in sorted(p for p in listed if p):
-            e = _fs_entry(repo / rel, rel, repo.resolve())
-            if e.read is not None:
-                data = e.read()  # read now: the clone is deleted when we return
-                e.read = lambda d=data: d
-            entries.append(e)
-        name = spec.get("name") or url.rstrip("/").split("/")[-1].removesuffix(".git")
-        yield RepoRef(repo_id_for(spec_key(spec)), name, f"git:{url}@{sha}"), iter(entries)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        clone.cleanup()
+        raise
+    entries = [_fs_entry(repo / rel, rel, repo.resolve()) for rel in sorted(p for p in listed if p)]
+    for e in entries:
+        if e.read is not None:
+            e.read = lambda limit=None, r=e.read, keep=clone: r(limit)
+    name = spec.get("name") or url.rstrip("/").split("/")[-1].removesuffix(".git")
+    yield RepoRef(repo_id_for(spec_key(spec)), name, f"git:{url}@{sha}"), iter(entries)
 
 
 def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
@@ -335,7 +407,7 @@ def _cached_download(spec: dict, cache_dir: Path, fetch: Callable[[Path], None])
     return files[0]
 
 
-def expand_pypi_sdist(spec: dict, cache_dir: Path) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
+def expand_pypi_sdist(spec: dict, cache_dir: Path, limit: int | None = None) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
     """`{type: pypi_sdist, spec: "name==version", index_url?, find_links?}`: a source distribution via pip."""
     req = spec["spec"]
     if "==" not in req:
@@ -351,11 +423,11 @@ def expand_pypi_sdist(spec: dict, cache_dir: Path) -> Iterator[tuple[RepoRef, It
         _run(cmd + [req], "pip download")
 
     archive = _cached_download(spec, cache_dir, fetch)
-    entries = list(archive_entries(archive))
-    yield RepoRef(repo_id_for(spec_key(spec)), req.split("==")[0], f"pypi_sdist:{req}"), iter(entries)
+    entries = _checked(archive_entries(archive, max_member_bytes=limit))
+    yield RepoRef(repo_id_for(spec_key(spec)), req.split("==")[0], f"pypi_sdist:{req}"), entries
 
 
-def expand_npm(spec: dict, cache_dir: Path) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
+def expand_npm(spec: dict, cache_dir: Path, limit: int | None = None) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
     """`{type: npm, spec: "name@version"}`: a package tarball via `npm pack`."""
     req = spec["spec"]
     if shutil.which("npm") is None:
@@ -365,37 +437,95 @@ def expand_npm(spec: dict, cache_dir: Path) -> Iterator[tuple[RepoRef, Iterator[
         _run(["npm", "pack", "--silent", "--pack-destination", str(tmp), req], "npm pack", cwd=tmp)
 
     archive = _cached_download(spec, cache_dir, fetch)
-    entries = list(archive_entries(archive))
+    entries = _checked(archive_entries(archive, max_member_bytes=limit))
     name = req.rsplit("@", 1)[0] if req.rfind("@") > 0 else req
-    yield RepoRef(repo_id_for(spec_key(spec)), name, f"npm:{req}"), iter(entries)
+    yield RepoRef(repo_id_for(spec_key(spec)), name, f"npm:{req}"), entries
 
 
-def expand_stack_parquet(spec: dict) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
-    """`{type: stack_parquet, path, repo_column?, path_column?, content_column?}`: The Stack layout.
+def _stack_columns(spec: dict) -> tuple[str, str, str]:
+    return (spec.get("repo_column", "max_stars_repo_name"), spec.get("path_column", "max_stars_repo_path"),
+            spec.get("content_column", "content"))
 
-    Defaults follow The Stack v1 (`max_stars_repo_name`, `max_stars_repo_path`, `content`);
-    every distinct repository name becomes one repository.
-    """
+
+def _stack_file(spec: dict):
     import pyarrow.parquet as pq
 
     path = Path(spec["path"]).expanduser()
     if not path.is_file():
         raise SourceError("missing_source", f"no such Parquet file: {path}")
-    cols = (spec.get("repo_column", "max_stars_repo_name"), spec.get("path_column", "max_stars_repo_path"),
-            spec.get("content_column", "content"))
     try:
-        table = pq.read_table(path, columns=list(cols))
-    except Exception as e:  # pyarrow raises several types for bad files and missing columns
+        pf = pq.ParquetFile(path)
+        missing = [c for c in _stack_columns(spec) if c not in pf.schema_arrow.names]
+    except Exception as e:  # pyarrow raises several types for bad files
         raise SourceError("broken_archive", f"{path.name}: {e}") from e
-    by_repo: dict[str, list[Entry]] = {}
-    for repo, rel, content in zip(*(table.column(c).to_pylist() for c in cols)):
-        safe = safe_relpath(rel or "")
-        data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else (content or b"")
-        e = Entry(rel, skip="unsafe_path") if safe is None else Entry(safe, size=len(data), read=lambda d=data: d)
-        by_repo.setdefault(repo or "", []).append(e)
-    for repo in sorted(by_repo):
-        key = spec_key({**spec, "repo": repo})
-        yield RepoRef(repo_id_for(key), repo, f"stack_parquet:{spec['path']}#{repo}"), iter(sorted(by_repo[repo], key=lambda e: e.path))
+    if missing:
+        raise SourceError("broken_archive", f"{path.name}: no column {missing[0]!r}")
+    return pf
+
+
+def stack_repos(spec: dict) -> list[tuple[str, tuple[int, ...], int]]:
+    """(repository, its rows, its content bytes) of a The Stack-layout Parquet file, by name,
+    streaming over the repository and content columns one row group at a time."""
+    import pyarrow.compute as pc
+
+    pf = _stack_file(spec)
+    repo_col, _, content_col = _stack_columns(spec)
+    rows: dict[str, list[int]] = {}
+    nbytes: dict[str, int] = {}
+    first = 0
+    try:
+        for i in range(pf.metadata.num_row_groups):
+            t = pf.read_row_group(i, columns=[repo_col, content_col])
+            sizes = pc.fill_null(pc.binary_length(t.column(content_col)), 0).to_pylist()
+            for j, (repo, n) in enumerate(zip(t.column(repo_col).to_pylist(), sizes)):
+                rows.setdefault(repo or "", []).append(first + j)
+                nbytes[repo or ""] = nbytes.get(repo or "", 0) + n
+            first += t.num_rows
+    except Exception as e:
+        raise SourceError("broken_archive", f"{Path(spec['path']).name}: {e}") from e
+    return [(r, tuple(rows[r]), nbytes[r]) for r in sorted(rows)]
+
+
+def expand_stack_parquet(spec: dict, only: str | None = None,
+                         rows: tuple[int, ...] | None = None) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
+    """`{type: stack_parquet, path, repo_column?, path_column?, content_column?}`: The Stack layout.
+
+    Defaults follow The Stack v1 (`max_stars_repo_name`, `max_stars_repo_path`, `content`);
+    every distinct repository name becomes one repository. With `only`/`rows` (from
+    `stack_repos`), just that repository, reading only the row groups that hold its rows.
+    """
+    if only is None:
+        for name, name_rows, _ in stack_repos(spec):
+            yield from expand_stack_parquet(spec, name, name_rows)
+        return
+    pf = _stack_file(spec)
+    cols = _stack_columns(spec)
+    starts, first = [], 0
+    for i in range(pf.metadata.num_row_groups):
+        starts.append(first)
+        first += pf.metadata.row_group(i).num_rows
+    entries: list[Entry] = []
+    wanted = sorted(rows or ())
+    k = 0
+    for i, start in enumerate(starts):
+        stop = starts[i + 1] if i + 1 < len(starts) else first
+        local = []
+        while k < len(wanted) and wanted[k] < stop:
+            local.append(wanted[k] - start)
+            k += 1
+        if not local:
+            continue
+        t = pf.read_row_group(i, columns=list(cols)).take(local)
+        for rel, content in zip(t.column(cols[1]).to_pylist(), t.column(cols[2]).to_pylist()):
+            if rel is None:
+                entries.append(Entry("", skip="unsafe_path", detail="null path"))
+                continue
+            safe = safe_relpath(rel)
+            data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else (content or b"")
+            entries.append(Entry(rel, skip="unsafe_path") if safe is None else
+                           Entry(safe, size=len(data), read=_bytes_reader(data)))
+    key = spec_key({**spec, "repo": only})
+    yield RepoRef(repo_id_for(key), only, f"stack_parquet:{spec['path']}#{only}"), iter(sorted(entries, key=lambda e: e.path))
 
 
 SOURCE_TYPES: dict[str, Callable[..., Iterator[tuple[RepoRef, Iterator[Entry]]]]] = {
@@ -426,11 +556,22 @@ def check_spec(spec: Any, where: str) -> None:
         raise ValueError(f"{where}.{need}: required for a {kind!r} source")
 
 
-def expand(spec: dict, cache_dir: Path) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
-    """Expand one spec into repositories. Raises SourceError when the source is unusable."""
-    fn = SOURCE_TYPES[spec["type"]]
-    if spec["type"] in ("pypi_sdist", "npm"):
-        return fn(spec, cache_dir)
+def expand(spec: dict, cache_dir: Path, *, limit: int | None = None, only: str | None = None,
+           rows: tuple[int, ...] | None = None) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
+    """Expand one spec into repositories. Raises SourceError when the source is unusable.
+
+    `limit`: archive members are abandoned as too_large once they pass it while being
+    decompressed. `only` (and `rows`): one repository of a `dirs` / `stack_parquet` source."""
+    kind = spec["type"]
+    fn = SOURCE_TYPES[kind]
+    if kind in ("pypi_sdist", "npm"):
+        return fn(spec, cache_dir, limit)
+    if kind == "archive":
+        return fn(spec, limit)
+    if kind == "dirs":
+        return fn(spec, only)
+    if kind == "stack_parquet":
+        return fn(spec, only, rows)
     return fn(spec)
 
 

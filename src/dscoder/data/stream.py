@@ -132,29 +132,38 @@ def plan_shards(path: str | os.PathLike, *, shards: int, shard_bytes: int, key: 
     group larger than a share is a shard by itself. Two streaming passes over the key and
     size columns; the plan holds one entry per shard, not per group.
     """
+    class _Runs:  # re-iterable: cut_shards reads the runs twice, streaming both times
+        def __iter__(self):
+            return group_runs(path, key, size_columns)
+
+    return cut_shards(_Runs(), shards=shards, shard_bytes=shard_bytes)
+
+
+def cut_shards(groups: Iterable[tuple[int, int, int]], *, shards: int, shard_bytes: int) -> list[Shard]:
+    """Contiguous shards over (first row, rows, bytes) groups (re-iterable: read twice)."""
     total = n_groups = 0
-    for _, _, b in group_runs(path, key, size_columns):
+    for _, _, b in groups:
         total += b
         n_groups += 1
     if n_groups == 0:
         return []
-    share = total / max(1, shards, -(-total // max(1, shard_bytes)))
+    share = max(1.0, total / max(1, shards, -(-total // max(1, shard_bytes))))
     out: list[Shard] = []
-    start = acc = groups = 0
+    start = acc = n = 0
 
     def close(stop: int) -> None:
-        nonlocal start, acc, groups
-        out.append(Shard(len(out), start, stop, acc, groups))
-        start, acc, groups = stop, 0, 0
+        nonlocal start, acc, n
+        out.append(Shard(len(out), start, stop, acc, n))
+        start, acc, n = stop, 0, 0
 
-    for g_start, g_rows, g_bytes in group_runs(path, key, size_columns):
-        if groups and (g_bytes >= share or acc + g_bytes > 1.25 * share):
+    for g_start, g_rows, g_bytes in groups:
+        if n and (g_bytes >= share or acc + g_bytes > 1.25 * share):
             close(g_start)  # a giant group gets a shard of its own; no shard grows far past its share
         acc += g_bytes
-        groups += 1
+        n += 1
         if acc >= share:
             close(g_start + g_rows)
-    if groups:
+    if n:
         close(g_start + g_rows)
     return out
 

@@ -36,7 +36,7 @@ def test_every_entry_is_kept_or_audited(messy_repo, tmp_path):
     ok = kept["src/ok.py"]
     raw = ok["content"].encode()
     assert ok["language"] == "python" and ok["size"] == len(raw) and ok["sha256"] == hashlib.sha256(raw).hexdigest()
-    assert res.counts["dropped/binary"] == 1 and res.counts["repos"] == 1
+    assert res.counts[("dropped", "binary")] == 1 and res.counts[("repos",)] == 1
 
 
 def test_empty_repo_and_missing_source_are_counted_not_fatal(tmp_path):
@@ -50,8 +50,8 @@ def test_empty_repo_and_missing_source_are_counted_not_fatal(tmp_path):
     s = IngestSettings(sources=specs, cache_dir=str(tmp_path / "c"))
     res = ingest_sources(specs, s)
     assert [f["path"] for f in res.files] == ["a.go"]
-    assert res.counts["dropped/empty_repo"] == 1
-    assert res.counts["dropped/missing_source"] == 1
+    assert res.counts[("dropped", "empty_repo")] == 1
+    assert res.counts[("dropped", "missing_source")] == 1
     assert any(a["reason"] == "missing_source" and "gone" in a["detail"] for a in res.audit)
 
 
