@@ -1,14 +1,23 @@
-"""Dependency extraction for repository documents: regex (the paper's method) vs tree-sitter.
+"""Repository documents, measured two ways (`--compare`, default both).
 
-For both modes, over the same repositories: edges found / resolved per language, ordering
-edges, cycles broken, order quality, and throughput of `build_repo_doc` (files/s, MB/s, one
-core). Then, per language, the resolved file→file edges only one mode found; a regex-only
-edge is a *false positive* when every regex match behind it lies inside a comment or a
-string (tree-sitter's view of the file), so
+`modes`: dependency extraction, regex (the paper's method) vs tree-sitter. For both modes,
+over the same repositories: edges found / resolved per language, ordering edges, cycles
+broken, order quality, and throughput of `build_repo_doc` (files/s, MB/s, one core). Then,
+per language, the resolved file→file edges only one mode found; a regex-only edge is a
+*false positive* when every regex match behind it lies inside a comment or a string
+(tree-sitter's view of the file), so
 
     true regex edges = regex edges - false positives   and   tree-sitter >= true regex edges
 
-is the check issue 3 asks for ("at least as many true intra-repo edges in every language").
+is the check that tree-sitter finds at least as many true intra-repo edges in every language.
+(This comparison used to run inside the repo_docs stage, building every document twice.)
+
+`order`: the ordering algorithms, `paper` (Algorithm 1) vs `scc`, on the tree-sitter edges:
+per language, ordering edges that lie on no cycle (all satisfiable at once) and inside
+cycles, and the share of each that the order respects. Then the same shares for Python
+against an independent judge: import edges parsed with the standard library's `ast` and
+resolved by this script's own module lookup (no tree-sitter, no project resolver), with
+cycles taken from the judge's own graph.
 
 Inputs (any mix, repositories are processed one at a time):
     --files PATH   a Parquet of files (schema dscoder.schemas.FILES), grouped by repo_id;
@@ -19,12 +28,15 @@ Inputs (any mix, repositories are processed one at a time):
                    an installed package (`requests/api.py`), as the ingest stage stores them
 
     .venv/bin/python bench/repo_docs.py --pkg .venv/lib/python3.11/site-packages/requests
+    .venv/bin/python bench/repo_docs.py --files data/filtered/files.parquet --compare order
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
+import posixpath
 import re
 import sys
 import time
@@ -36,7 +48,7 @@ from dscoder.data.deps.refs import Ref, names_list
 from dscoder.data.deps.resolve import RepoIndex
 from dscoder.data.deps.rules import RULES
 from dscoder.data.languages import NON_CODE, detect_language
-from dscoder.data.repo_order import LanguageStats, build_repo_doc
+from dscoder.data.repo_order import ALGORITHMS, LanguageStats, build_repo_doc, strongly_connected
 from dscoder.data.treesitter import get_parser, grammar_name
 
 MODES = ("regex", "tree-sitter")
@@ -172,26 +184,168 @@ def compare(repos, results) -> dict[str, dict[str, int]]:
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--files")
-    ap.add_argument("--dir", action="append")
-    ap.add_argument("--repo", action="append")
-    ap.add_argument("--pkg", action="append")
-    args = ap.parse_args(argv)
-    repos = load_repos(args)
-    if not repos:
-        print("no input files", file=sys.stderr)
-        return 1
+# ---------------------------------------------------------------------------- order: the judge
+
+
+def _py_module_index(paths: list[str]) -> dict[str, str]:
+    """Repository-relative module stem ("a/b/c", "a/b" for a/b/__init__.py) -> file; .py
+    before .pyi."""
+    index: dict[str, str] = {}
+    for p in sorted(paths, key=lambda q: (q.endswith(".pyi"), q)):
+        stem = p.rsplit(".", 1)[0]
+        if stem.endswith("/__init__") or stem == "__init__":
+            stem = stem[: -len("__init__")].rstrip("/")
+        index.setdefault(stem, p)
+    return index
+
+
+def _py_roots(paths: list[str], importer: str) -> list[str]:
+    """sys.path as `importer` would see it: the folder above its package chain, the
+    repository root, src/, then the folder above every top-level package."""
+    have = set(paths)
+
+    def is_pkg(d: str) -> bool:
+        return bool(d) and (f"{d}/__init__.py" in have or f"{d}/__init__.pyi" in have)
+
+    d = posixpath.dirname(importer)
+    while is_pkg(d):
+        d = posixpath.dirname(d)
+    tops = sorted({posixpath.dirname(posixpath.dirname(p)) for p in have if p.endswith("/__init__.py")
+                   and not is_pkg(posixpath.dirname(posixpath.dirname(p)))})
+    return list(dict.fromkeys([d, "", "src", *tops]))
+
+
+def ast_python_edges(files: list[dict]) -> set[tuple[str, str]]:
+    """(importer, imported file) pairs between the repository's Python files, from `ast`:
+    `import a.b` names its deepest module found, `from a import x` names a.x when that is a
+    module and a otherwise, relative imports count from the importer's package."""
+    py = [f for f in files if f["language"] == "python"]
+    paths = [f["path"] for f in py]
+    index = _py_module_index(paths)
+    edges: set[tuple[str, str]] = set()
+    for f in py:
+        try:
+            tree = ast.parse(f["content"])
+        except (SyntaxError, ValueError):
+            continue
+        roots = None
+        here = posixpath.dirname(f["path"])
+
+        def find(bases: list[str], parts: list[str]) -> str | None:
+            for b in bases:
+                hit = index.get("/".join(x for x in (b, *parts) if x))
+                if hit and (parts or b):
+                    return hit
+            return None
+
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                roots = roots or _py_roots(paths, f["path"])
+                for alias in node.names:
+                    parts = alias.name.split(".")
+                    hit = next((h for k in range(len(parts), 0, -1) if (h := find(roots, parts[:k]))), None)
+                    if hit:
+                        edges.add((f["path"], hit))
+            elif isinstance(node, ast.ImportFrom):
+                parts = (node.module or "").split(".") if node.module else []
+                if node.level:
+                    base = here
+                    for _ in range(node.level - 1):
+                        base = posixpath.dirname(base)
+                    bases = [base]
+                else:
+                    bases = roots = roots or _py_roots(paths, f["path"])
+                module = find(bases, parts)
+                for alias in node.names:
+                    sub = find(bases, [*parts, alias.name]) if alias.name != "*" else None
+                    hit = sub or module
+                    if hit:
+                        edges.add((f["path"], hit))
+    return {(a, b) for a, b in edges if a != b}
+
+
+def _respected_split(order: list[str], edges: set[tuple[str, str]]) -> dict[str, int]:
+    pos = {p: i for i, p in enumerate(order)}
+    edges = {(a, b) for a, b in edges if a in pos and b in pos}
+    comp = strongly_connected(list(pos), edges)
+    out = dict.fromkeys(["acyclic", "acyclic_ok", "cycle", "cycle_ok"], 0)
+    for a, b in edges:
+        key = "cycle" if comp[a] == comp[b] else "acyclic"
+        out[key] += 1
+        out[key + "_ok"] += pos[b] < pos[a]
+    return out
+
+
+def run_orders(repos, mode: str = "tree-sitter"):
+    """Per algorithm: per-language stats (tree-sitter edges) and the Python judge's counts."""
+    judge_edges = [ast_python_edges(files) for _, files in repos]
+    out = {}
+    for alg in ALGORITHMS:
+        stats: dict[str, LanguageStats] = defaultdict(LanguageStats)
+        judge: dict[str, int] = defaultdict(int)
+        for (_, files), jedges in zip(repos, judge_edges):
+            doc = build_repo_doc(files, mode=mode, algorithm=alg)
+            for lang, st in doc.per_language.items():
+                stats[lang].add(st)
+            for key, v in _respected_split([f["path"] for f in doc.files], jedges).items():
+                judge[key] += v
+            judge["shared"] += len(jedges & set(doc.edges))
+            judge["found"] += len(jedges)
+        out[alg] = (stats, judge)
+    return out
+
+
+def _header(line: str) -> None:
+    print(line)
+    print("-" * len(line))
+
+
+def _pct(ok: int, n: int) -> str:
+    return f"{ok / n:.1%}" if n else "-"
+
+
+def report_orders(repos) -> None:
+    res = run_orders(repos)
+    paper, scc = res["paper"][0], res["scc"][0]
+    langs = sorted(lg for lg in set(paper) | set(scc) if paper[lg].graph_edges or scc[lg].graph_edges)
+    print("ordering algorithms on the tree-sitter edges: ordering edges on no cycle (acyclic) and"
+          " inside cycles, and the share of each whose target comes first")
+    hdr = (f"{'language':<11} {'algorithm':<9} {'edges':>6} {'acyclic':>7} {'kept':>6} {'share':>7} "
+           f"{'in_cycle':>8} {'kept':>6} {'share':>7} {'broken':>6} {'check':>14}")
+    _header(hdr)
+    for lang in langs:
+        for alg in ALGORITHMS:
+            s = res[alg][0][lang]
+            check = ""
+            if alg == "scc":
+                ok = s.acyclic_in_order == s.acyclic_edges and s.cycle_in_order >= paper[lang].cycle_in_order
+                check = "yes" if ok else "NO"
+            print(f"{lang:<11} {alg:<9} {s.graph_edges:>6} {s.acyclic_edges:>7} {s.acyclic_in_order:>6} "
+                  f"{_pct(s.acyclic_in_order, s.acyclic_edges):>7} {s.cycle_edges:>8} {s.cycle_in_order:>6} "
+                  f"{_pct(s.cycle_in_order, s.cycle_edges):>7} {s.cycles_broken:>6} {check:>14}")
+    print("check (scc rows): every acyclic edge kept, and at least as many in-cycle edges as paper")
+    print("\nPython, against the independent judge (imports parsed with `ast`, cycles of the judge's graph)")
+    hdr2 = (f"{'algorithm':<9} {'judge':>6} {'in_ts':>6} {'acyclic':>7} {'kept':>6} {'share':>7} "
+            f"{'in_cycle':>8} {'kept':>6} {'share':>7} {'all':>7}")
+    _header(hdr2)
+    for alg in ALGORITHMS:
+        j = res[alg][1]
+        print(f"{alg:<9} {j['found']:>6} {j['shared']:>6} {j['acyclic']:>7} {j['acyclic_ok']:>6} "
+              f"{_pct(j['acyclic_ok'], j['acyclic']):>7} {j['cycle']:>8} {j['cycle_ok']:>6} "
+              f"{_pct(j['cycle_ok'], j['cycle']):>7} {_pct(j['acyclic_ok'] + j['cycle_ok'], j['found']):>7}")
+    print("judge = Python→Python import edges by `ast`; in_ts = of those, also found by tree-sitter")
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def report_modes(repos) -> None:
     results = {m: run(repos, m) for m in MODES}
     cmp = compare(repos, results)
     langs = [lg for lg in sorted(set(results["regex"][0]) | set(results["tree-sitter"][0])) if lg in RULES]
-    timing = results["regex"][2]
-    print(f"repositories: {len(repos)}, files: {timing['files']}, MB: {timing['bytes'] / 1e6:.2f}\n")
     hdr = (f"{'language':<11} {'mode':<11} {'files':>6} {'found':>7} {'resolved':>8} {'share':>6} "
            f"{'edges':>6} {'cycles':>6} {'order_q':>7} {'path_q':>6} {'parse_err':>9}")
-    print(hdr)
-    print("-" * len(hdr))
+    _header(hdr)
     for lang in langs:
         for m in MODES:
             s = results[m][0][lang]
@@ -201,14 +355,13 @@ def main(argv=None) -> int:
             print(f"{lang:<11} {m:<11} {s.files:>6} {s.edges_found:>7} {s.edges_resolved:>8} {share:>6.1%} "
                   f"{s.graph_edges:>6} {s.cycles_broken:>6} {oq:>7} {pq:>6} {s.parse_errors:>9}")
     print("found/resolved = import references; edges = distinct ordering pairs between code files;"
-          " order_q = share of them whose target comes first (Algorithm 1), path_q = the same under"
+          " order_q = share of them whose target comes first (default algorithm), path_q = the same under"
           " plain path order (order=file); parse_err = files whose tree had errors (tree-sitter ∪ regex used)")
     print("\ntree-sitter vs regex on resolved file→file pairs; a regex-only pair is false when every"
           " regex match behind it lies in a comment or a string")
     hdr2 = (f"{'language':<11} {'ts_pairs':>8} {'ts_only':>7} {'rx_pairs':>8} {'rx_only':>7} {'rx_false':>8} "
             f"{'rx_true':>7} {'ts>=rx_true':>11}")
-    print(hdr2)
-    print("-" * len(hdr2))
+    _header(hdr2)
     for lang in langs:
         c = cmp[lang]
         rx_true = c["regex_pairs"] - c["regex_false"]
@@ -223,6 +376,32 @@ def main(argv=None) -> int:
         t = results[m][2]
         print(f"{m:<11} {t['cpu']:>7.2f} {t['files'] / t['cpu']:>11.0f} {t['bytes'] / 1e6 / t['cpu']:>8.2f} "
               f"{t['seconds']:>7.2f} {t['files'] / t['seconds']:>8.0f} {t['bytes'] / 1e6 / t['seconds']:>6.2f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files")
+    ap.add_argument("--dir", action="append")
+    ap.add_argument("--repo", action="append")
+    ap.add_argument("--pkg", action="append")
+    ap.add_argument("--compare", default="modes,order", help="modes, order or both (default)")
+    args = ap.parse_args(argv)
+    repos = load_repos(args)
+    if not repos:
+        print("no input files", file=sys.stderr)
+        return 1
+    sections = set(args.compare.split(","))
+    bad = sections - {"modes", "order"}
+    if bad:
+        ap.error(f"--compare: unknown {sorted(bad)}")
+    n_files = sum(len(fs) for _, fs in repos)
+    n_bytes = sum(len(f["content"].encode("utf-8", "replace")) for _, fs in repos for f in fs)
+    print(f"repositories: {len(repos)}, files: {n_files}, MB: {n_bytes / 1e6:.2f}\n")
+    if "modes" in sections:
+        report_modes(repos)
+    if "order" in sections:
+        print()
+        report_orders(repos)
     return 0
 
 
