@@ -14,7 +14,10 @@ Special tokens take the first ids, in this fixed order, whatever the vocabulary 
      6  eot         <|EOT|>                      ends an instruction turn (Sec. 3.7)
      7..22 msp_0..msp_15  <｜msp▁0｜> ...         T5-style span sentinels for the MSP ablation
 
-then the 256 byte symbols, then the merges. `vocab_size` counts everything (it is the size
+then, only when asked (`train_tokenizer(..., extra_tokens=...)`), the tokens of a repository
+document format (`dscoder.data.doc_formats.format_tokens`: 23 `<repo_name>`, 24 `<file_sep>`
+for starcoder2, or their qwen2.5 spellings; none for the default deepseek format, so its
+tokenizer is unchanged), then the 256 byte symbols, then the merges. `vocab_size` counts everything (it is the size
 of the model's embedding table); the released models have 32,000 BPE ids plus specials, the
 paper presets use 32000 in all. Whether a small corpus reaches the asked size is recorded
 (`vocab_size_actual` in params.json).
@@ -39,7 +42,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
@@ -97,15 +100,17 @@ def new_tokenizer() -> Tokenizer:
     return tok
 
 
-def train_tokenizer(texts: Iterable[str], params: TokenizerParams) -> tuple[Tokenizer, dict[str, Any]]:
+def train_tokenizer(texts: Iterable[str], params: TokenizerParams,
+                    extra_tokens: Sequence[str] = ()) -> tuple[Tokenizer, dict[str, Any]]:
     """Train on `texts` (consumed once); returns the tokenizer and training figures
-    (texts, characters, seconds, vocab_size_actual)."""
+    (texts, characters, seconds, vocab_size_actual). `extra_tokens`: repository-format
+    tokens, ids right after the specials (see `_as_document_tokens`)."""
     params.validate()
     tok = new_tokenizer()
     trainer = trainers.BpeTrainer(
         vocab_size=params.vocab_size,
         min_frequency=params.min_frequency,
-        special_tokens=list(SPECIAL_TOKENS.values()),  # ids 0.. in this order
+        special_tokens=[*SPECIAL_TOKENS.values(), *extra_tokens],  # ids 0.. in this order
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -120,6 +125,8 @@ def train_tokenizer(texts: Iterable[str], params: TokenizerParams) -> tuple[Toke
     )
     for name, tid in SPECIAL_IDS.items():
         assert tok.token_to_id(SPECIAL_TOKENS[name]) == tid, name
+    if extra_tokens:
+        tok = _as_document_tokens(tok, extra_tokens)
     info = {
         "texts": counted.n,
         "chars": counted.chars,
@@ -127,6 +134,25 @@ def train_tokenizer(texts: Iterable[str], params: TokenizerParams) -> tuple[Toke
         "vocab_size_actual": tok.get_vocab_size(with_added_tokens=True),
     }
     return tok, info
+
+
+# ---------------------------------------------------------------- repository-format tokens
+
+
+def _as_document_tokens(tok: Tokenizer, tokens: Sequence[str]) -> Tokenizer:
+    """`tokens` keep the fixed ids the trainer gave them (after the specials, never merged)
+    but are marked as ordinary added tokens, so they are matched in text even with
+    `encode_special_tokens=True` (`load_tokenizer`): unlike FIM sentinels and EOS, which only
+    the packer inserts, these separators come from the document text itself (repo_docs
+    `doc_format`)."""
+    data = json.loads(tok.to_str())
+    for added in data["added_tokens"]:
+        if added["content"] in tokens:
+            added["special"] = False
+    out = Tokenizer.from_str(json.dumps(data))
+    for i, t in enumerate(tokens, start=len(SPECIAL_TOKENS)):
+        assert out.token_to_id(t) == i, t
+    return out
 
 
 class _Counted:
