@@ -32,6 +32,10 @@ math        problem, solution                      unique_id or line
 generic     ``fields`` given in params             ``id_field`` or line
 ==========  =====================================  ==================
 
+GSM8K answers interleave calculator annotations (``48/2 = <<48/2=24>>24``) that a copied
+worked solution rarely keeps, so a ``gsm8k`` answer is indexed both as written and with the
+annotations removed (``gsm8k_plain``).
+
 Efficiency: every benchmark 10-gram is hashed (64-bit) into one sorted array; a repository's
 file n-grams are hashed in one numpy pass and looked up with ``searchsorted``; a hit is then
 confirmed word by word, so a hash collision cannot remove a file.
@@ -61,6 +65,12 @@ FIELD_MAP: dict[str, tuple[str, ...]] = {
 ID_FIELD: dict[str, str | None] = {"mbpp": "task_id", "gsm8k": None, "math": "unique_id"}
 
 _TRIPLE_QUOTED = re.compile(r'("""|\'\'\')(.*?)\1', re.DOTALL)
+_GSM8K_CALC = re.compile(r"<<[^<>]*>>")
+
+
+def gsm8k_plain(answer: str) -> str:
+    """A GSM8K answer without its calculator annotations (``<<48/2=24>>``)."""
+    return _GSM8K_CALC.sub("", answer)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,6 +181,8 @@ def jsonl_strings(source: BenchmarkSource, problems: Counter) -> list[BenchmarkS
                 for v in values:
                     if isinstance(v, str):
                         out.append(BenchmarkString(source.name, item_id, f, v))
+                        if source.format == "gsm8k" and f == "answer" and gsm8k_plain(v) != v:
+                            out.append(BenchmarkString(source.name, item_id, f, gsm8k_plain(v)))
                     else:
                         problems[f"{source.name}:missing_or_non_string:{f}"] += 1
     return out

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -11,6 +12,7 @@ from dscoder.data import ngrams, repo_blocks
 from dscoder.schemas import AUDIT, REPOS
 
 HE = read_problems()
+ROOT = Path(__file__).resolve().parents[3]
 
 # A file that borrows 6- to 8-word phrases from HumanEval docstrings, joined by words of its
 # own: many shared short n-grams, no shared 10-gram, no whole short benchmark string.
@@ -160,3 +162,133 @@ def test_validate_names_the_parameter(tmp_path):
         dc.DecontamParams(benchmarks=(dc.BenchmarkSource(name="mbpp", format="mbpp", path=str(tmp_path / "no")),)).validate()
     with pytest.raises(ValueError, match="fields"):
         dc.BenchmarkSource(name="g", format="generic", path=__file__).validate()
+
+
+# ---------------------------------------------------------------------------- Sec. 2.4's four families
+# Items written in each benchmark's released JSONL layout (every field, not only those read),
+# two per family: the first is planted in a real repository, the second never is.
+
+MBPP_ITEMS = [
+    {"task_id": 11, "text": "Write a python function to remove first and last occurrence of a given character from the string.",
+     "code": "def remove_Occ(s,ch): \r\n    for i in range(len(s)): \r\n        if (s[i] == ch): \r\n"
+             "            s = s[0 : i] + s[i + 1:] \r\n            break\r\n"
+             "    for i in range(len(s) - 1,-1,-1):  \r\n        if (s[i] == ch): \r\n"
+             "            s = s[0 : i] + s[i + 1:] \r\n            break\r\n    return s ",
+     "test_list": ['assert remove_Occ("hello","l") == "heo"', 'assert remove_Occ("abcda","a") == "bcd"'],
+     "test_setup_code": "", "challenge_test_list": []},
+    {"task_id": 12, "text": "Write a function to sort a given matrix in ascending order according to the sum of its rows.",
+     "code": "def sort_matrix(M):\r\n    result = sorted(M, key=sum)\r\n    return result",
+     "test_list": ["assert sort_matrix([[1, 2, 3], [2, 4, 5], [1, 1, 1]])==[[1, 1, 1], [1, 2, 3], [2, 4, 5]]"],
+     "test_setup_code": "", "challenge_test_list": []},
+]
+GSM8K_ITEMS = [
+    {"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+                 "How many clips did Natalia sell altogether in April and May?",
+     "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips "
+               "altogether in April and May.\n#### 72"},
+    {"question": "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. "
+                 "How much did she earn?",
+     "answer": "Weng earns 12/60 = $<<12/60=0.2>>0.2 per minute.\nWorking 50 minutes, she earned 0.2 x 50 = "
+               "$<<0.2*50=10>>10.\n#### 10"},
+]
+MATH_ITEMS = [
+    {"problem": "How many vertical asymptotes does the graph of $y=\\frac{2}{x^2+x-6}$ have?",
+     "solution": "The denominator of the rational function factors into $x^2+x-6=(x-2)(x+3)$. Since the numerator "
+                 "is always nonzero, there is a vertical asymptote whenever the denominator is $0$, which occurs "
+                 "for $x = 2$ and $x = -3$.  Therefore, the graph has $\\boxed{2}$ vertical asymptotes.",
+     "answer": "2", "subject": "Algebra", "level": 3, "unique_id": "test/algebra/1.json"},
+    {"problem": "What is the positive difference between $120\\%$ of 30 and $130\\%$ of 20?",
+     "solution": "One hundred twenty percent of 30 is $120\\cdot30\\cdot\\frac{1}{100}=36$, and $130\\%$ of 20 is "
+                 "$ 130\\cdot 20\\cdot\\frac{1}{100}=26$.  The difference between 36 and 26 is $\\boxed{10}$.",
+     "answer": "10", "subject": "Algebra", "level": 1, "unique_id": "test/algebra/2.json"},
+]
+
+PLANTED = {
+    # HumanEval/26's canonical solution under another name, re-indented
+    "pkg/dedupe.py": ("humaneval", "HumanEval/26", "def keep_singletons(numbers):\n" + "\n".join(
+        "  " + line.strip() for line in HE["HumanEval/26"]["canonical_solution"].splitlines()) + "\n"),
+    # MBPP task 11's code with its CRLFs and spacing normalised, among code of the file's own
+    "pkg/strings.py": ("mbpp", "11", "import re\n\n\ndef slug(x):\n    return re.sub('[^a-z]+', '-', x.lower())\n\n\n"
+                       + MBPP_ITEMS[0]["code"].replace(" \r\n", "\n").replace("\r\n", "\n") + "\n"),
+    # GSM8K's worked answer as a person would copy it: no calculator annotations
+    "docs/notes.md": ("gsm8k", "line:1", "# Notes\n\nNATALIA sold 48/2 = 24 clips in May. Natalia sold 48+24 = 72 "
+                      "clips altogether in April and May.\n"),
+    # MATH's solution in a LaTeX file, line-wrapped differently
+    "tex/asymptotes.tex": ("math", "test/algebra/1.json", "% worked example\n" + MATH_ITEMS[0]["solution"].replace(
+        ". ", ".\n") + "\n"),
+}
+NEAR_MISSES = {
+    "docs/near.md": "Natalia sold clips to 48 of her friends in the summer; asymptotes of rational functions.\n",
+    "pkg/phrases.py": COMMON_PHRASES,
+    "pkg/matrix.py": "def sort_rows(M):\n    return sorted(M, key=len)\n",
+}
+
+
+def _write_jsonl(path, items) -> str:
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    return str(path)
+
+
+def preset_benchmarks(tmp_path, preset: str) -> dc.DecontamParams:
+    """The preset's decontam benchmarks, their JSONL paths pointed at files in the released
+    layouts written under tmp_path."""
+    import yaml
+
+    from dscoder.config import build
+
+    entries = yaml.safe_load((ROOT / "presets" / f"{preset}.yaml").read_text())["decontam"]["benchmarks"]
+    items = {"mbpp": MBPP_ITEMS, "gsm8k": GSM8K_ITEMS, "math": MATH_ITEMS}
+    sources = []
+    for e in entries:
+        if e["format"] != "humaneval":
+            assert e["path"].startswith("data/benchmarks/") and e["path"].endswith(".jsonl")
+            e = {**e, "path": _write_jsonl(tmp_path / f"{e['name']}.jsonl", items[e["format"]])}
+        sources.append(build(dc.BenchmarkSource, e, "decontam.benchmarks"))
+    return dc.DecontamParams(benchmarks=tuple(sources))
+
+
+@pytest.mark.parametrize("preset", ["1.3b", "6.7b", "33b"])
+def test_presets_name_the_four_benchmark_families(tmp_path, preset):
+    params = preset_benchmarks(tmp_path, preset).validate()
+    assert {b.format for b in params.benchmarks} == {"humaneval", "mbpp", "gsm8k", "math"}
+    strings, problems = dc.load_benchmark_strings(params)
+    assert not problems
+    assert {s.benchmark for s in strings} == {b.name for b in params.benchmarks}
+
+
+@pytest.mark.parametrize("doc_format", ["deepseek", "starcoder2", "qwen2.5"])
+def test_planted_items_of_each_family_are_removed_and_nothing_else(tmp_path, doc_format):
+    import idna
+
+    from dscoder.data.repo_order import build_repo_doc
+
+    params = preset_benchmarks(tmp_path, "6.7b")
+    index = dc.BenchmarkIndex(dc.load_benchmark_strings(params)[0], params)
+    base = Path(idna.__file__).parent  # a real repository: its tables are full of numbers
+    files = [{"path": f"idna/{p.name}", "language": "python", "content": p.read_text(encoding="utf-8")}
+             for p in sorted(base.glob("*.py"))]
+    lang = {"md": "markdown", "tex": "tex", "py": "python"}
+    files += [{"path": p, "language": lang[p.rsplit(".", 1)[1]], "content": c}
+              for p, c in [*((p, v[2]) for p, v in PLANTED.items()), *NEAR_MISSES.items()]]
+    doc = build_repo_doc(files, doc_format=doc_format, repo_name="planted")
+    row = doc.as_row(repo_id="planted", repo_name="planted", source="test")
+    res = dc.decontaminate([row], index, schema=REPOS)
+
+    got = {(a["path"], a["benchmark"], a["item_id"]) for a in res.audit.to_pylist()}
+    assert got == {(p, bench, item) for p, (bench, item, _) in PLANTED.items()}
+    out = res.repos.to_pylist()[0]
+    assert repo_blocks.spans_problem(out) is None
+    kept = {f["path"]: repo_blocks.block_content(out["text"], f) for f in out["files"]}
+    assert kept == {f["path"]: f["content"] for f in files if f["path"] not in PLANTED}
+    assert out["text"].startswith(doc.text[: doc.files[0]["start"]])  # the format's repository line stays
+    assert res.stats["files_removed"] == len(PLANTED)
+    assert {b: v["files"] for b, v in res.stats["per_benchmark"].items()} == {
+        "humaneval": 1, "mbpp": 1, "gsm8k": 1, "math": 1}
+
+
+def test_gsm8k_answers_match_without_their_calculator_annotations(tmp_path):
+    src = dc.BenchmarkSource(name="gsm8k", format="gsm8k", path=_write_jsonl(tmp_path / "g.jsonl", GSM8K_ITEMS[:1]))
+    strings, _ = dc.load_benchmark_strings(dc.DecontamParams(benchmarks=(src,)))
+    answers = [s.text for s in strings if s.field == "answer"]
+    assert answers == [GSM8K_ITEMS[0]["answer"], dc.gsm8k_plain(GSM8K_ITEMS[0]["answer"])]
+    assert "<<" not in answers[1] and "24 clips in May" in answers[1]
