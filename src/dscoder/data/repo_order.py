@@ -14,8 +14,11 @@ Two ordering algorithms (`algorithm`):
   every edge that lies on no cycle is respected; inside a component (a set of files that
   import each other in a cycle) the best of three orders by edges respected: Algorithm 1's
   own order of those files, Algorithm 1 on the component alone, and the Eades-Lin-Smyth
-  feedback-arc-set heuristic. Per component it therefore respects at least as many in-cycle
-  edges as `paper`. Weakly connected subgraphs stay contiguous, as in Algorithm 1.
+  feedback-arc-set heuristic, then improved by moving one file at a time while that gains
+  (`sift`, bounded). Per component it therefore respects at least as many in-cycle edges as
+  `paper`. Weakly connected subgraphs stay contiguous, as in Algorithm 1. On the default
+  corpus (bench/repo_docs.py): all 3,181 acyclic Python edges kept (paper: 94.4%), 83.6% of
+  the 1,803 in-cycle ones (paper: 72.0%).
 
 Where each file goes:
 - code files (every language not in `languages.NON_CODE`) first, in dependency order;
@@ -230,6 +233,44 @@ def respected(order: Sequence[str], edges: Iterable[tuple[str, str]]) -> int:
     return sum(pos[b] < pos[a] for a, b in edges if a in pos and b in pos)
 
 
+SIFT_BUDGET = 4_000_000
+"""Pair checks `sift` may spend on one component (about 60 sweeps over 250 files)."""
+
+
+def sift(order: Sequence[str], edges: Iterable[tuple[str, str]], budget: int = SIFT_BUDGET) -> list[str]:
+    """Local search on an order (an edge (a, b): b should precede a): take each file in turn
+    and move it to the position that respects the most edges, when that is a strict gain;
+    repeat until a sweep gains nothing or `budget` pair checks are spent. Never respects
+    fewer edges than `order` did; deterministic."""
+    need = set(edges)
+    out = list(order)
+    k = len(out)
+    improved = True
+    while improved and budget > 0:
+        improved = False
+        for v in list(out):
+            i = out.index(v)
+            best_gain, best_j = 0, i
+            gain = 0
+            for j in range(i - 1, -1, -1):  # v moves before out[j]
+                gain += ((out[j], v) in need) - ((v, out[j]) in need)
+                if gain > best_gain:
+                    best_gain, best_j = gain, j
+            gain = 0
+            for j in range(i + 1, k):  # v moves after out[j]
+                gain += ((v, out[j]) in need) - ((out[j], v) in need)
+                if gain > best_gain:
+                    best_gain, best_j = gain, j
+            budget -= k
+            if best_gain > 0:
+                out.pop(i)
+                out.insert(best_j, v)
+                improved = True
+            if budget <= 0:
+                break
+    return out
+
+
 def scc_order(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> Ordering:
     """Strongly connected components in topological order (what a component depends on
     comes first), so every edge that lies on no cycle is respected; see the module docstring
@@ -267,7 +308,8 @@ def scc_order(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> Orderin
             dependency_order(files, inner[c]).order,  # Algorithm 1 on the component alone
             eades_lin_smyth(files, inner[c]),
         ]
-        return max(candidates, key=lambda o: respected(o, inner[c]))  # first of the best
+        best = max(candidates, key=lambda o: respected(o, inner[c]))  # first of the best
+        return sift(best, inner[c])
 
     order: list[str] = []
     for sub in _weak_components(nodes, edges):

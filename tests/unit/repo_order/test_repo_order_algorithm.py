@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dscoder.data.repo_order import (dependency_order, eades_lin_smyth, respected, scc_order,
+from dscoder.data.repo_order import (dependency_order, eades_lin_smyth, respected, scc_order, sift,
                                      strongly_connected)
 
 names = st.lists(st.text(alphabet="ab/._z", min_size=1, max_size=5), min_size=1, max_size=18, unique=True)
@@ -248,3 +248,20 @@ def test_inside_a_component_the_best_of_the_candidates_is_kept():
     edges = [("a", "b"), ("b", "c"), ("c", "d"), ("d", "a"), ("a", "c")]
     got = scc_order("abcd", edges)
     assert respected(got.order, edges) == len(edges) - 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(graphs(), st.randoms(use_true_random=False))
+def test_sift_never_loses_and_ends_where_no_single_move_gains(g, rnd: random.Random):
+    nodes, edges = g
+    edges = sorted(set(edges))  # an edge counts once
+    start = sorted(set(nodes))
+    rnd.shuffle(start)
+    got = sift(start, edges)
+    assert sorted(got) == sorted(start)
+    assert respected(got, edges) >= respected(start, edges)
+    for i, v in enumerate(got):  # a local optimum: no file moved elsewhere does better
+        rest = got[:i] + got[i + 1:]
+        for j in range(len(got)):
+            assert respected(rest[:j] + [v] + rest[j:], edges) <= respected(got, edges)
+    assert sift(start, edges, budget=0) == start
