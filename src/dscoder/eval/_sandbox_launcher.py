@@ -1,20 +1,23 @@
 """Child side of dscoder's sandbox; stdlib only. Started once per worker as
 `python -I -S -B _sandbox_launcher.py <socket fd>`: the zygote (`serve`), a trusted process that
 imports common modules once and then forks one process tree per program (see sandbox.py for the
-layers and what each gives):
+layers, what each gives, and the verdict's threat model):
 
     Z  zygote: receives a run directory and the run's stdout/stderr/status pipe ends over a
        unix socket (SCM_RIGHTS), forks L, answers with a pidfd of L. Never runs program code.
-    L  launcher (`launch`): new session (its own process group), reads sandbox.cfg (then
-       deletes it) + program.py, unshare()s the namespaces, forks A, reports A's exit status
-       as `exit:<code>` on the status pipe, and (root, no PID namespace) reaps the sandbox uid
-       with kill(-1).
+    L  launcher (`launch`): new session (its own process group), reads sandbox.cfg and
+       program.py, opens tests.py and unlinks both files, unshare()s the namespaces, turns
+       non-dumpable, forks A, reports A's exit status as `exit:<code>` on the status pipe,
+       and (root, no PID namespace) reaps the sandbox uid with kill(-1).
     A  with a PID namespace: its init. Builds a tmpfs root with read-only system binds,
-       chroot()s into it, forks B, waits for B and exits with its status; the kernel then kills
-       every other process of the namespace.
-    B  the program: rlimits, drops to the sandbox uid (or all capabilities), no_new_privs,
-       audit hook, then exec()s the program; on a normal end it writes `done:<nonce>` on the
-       status pipe, so an early `exit(0)` is not mistaken for a pass.
+       chroot()s into it, forks B and C and waits for both (B's own end, when it comes
+       before the verdict, as `program-exit:<code>`); when A exits, the kernel kills every
+       other process of the namespace.
+    B  the program: closes the status pipe and the tests, rlimits, drops to the sandbox uid
+       (or all capabilities), no_new_privs, audit hook, exec()s the program, then answers C's
+       calls of its functions.
+    C  the judge: same limits and uid, not dumpable; reads the tests, runs them with proxies
+       for the program's functions, and writes `verdict:passed` when they ran to their end.
 """
 
 import os
@@ -32,7 +35,12 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NAME, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 15, 36, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NAME = 1, 4, 15
+PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
+# Modules the judge may import for the tests because the program had them (MBPP's tests use
+# `math` without importing it): standard library only, never anything with side effects.
+SAFE_MODULES = frozenset(sys.stdlib_module_names) - {"antigravity", "this", "idlelib", "turtle",
+                                                     "tkinter", "turtledemo", "webbrowser"}
 
 _libc = None
 
@@ -247,10 +255,9 @@ def install_audit_hook(cfg, workdir):
     sys.addaudithook(hook)
 
 
-def run_program(cfg, program, path):
-    """B: the last steps, then the program itself. Never returns."""
-    status_fd = int(cfg["status_fd"])
-    nonce = cfg["nonce"].encode()
+def run_untrusted(cfg, program, path, calls_r, answers_w):
+    """B: the last steps, then the program itself; then it answers the judge's calls. Never
+    returns."""
     set_limits(cfg)
     drop_privileges(int(cfg["uid"]))
     sys.argv = [path]
@@ -266,21 +273,212 @@ def run_program(cfg, program, path):
         flush()
         os._exit(e.code if isinstance(e.code, int) else (0 if e.code is None else 1))
     except BaseException as e:
-        try:
-            import traceback
+        report_exception(e, skip=1)  # skip this file's frame: the report starts at the program
+        flush()
+        os._exit(1)
+    serve_calls(env, calls_r, answers_w)
 
-            # Skip this file's own frame: the report starts at the program.
-            traceback.print_exception(type(e), e, e.__traceback__.tb_next)
-        except BaseException:
-            pass
+
+def serve_calls(env, calls_r, answers_w):
+    """B after the program: tell the judge what the program defined, then run each call it
+    sends (name, args, kwargs) and answer with the value or the exception. Ends when the
+    judge hangs up. Runs in untrusted territory: nothing here is relied on."""
+    import types
+
+    callables = sorted(k for k, v in env.items() if callable(v) and not k.startswith("__")
+                       and not isinstance(v, types.ModuleType))
+    modules = {k: v.__name__ for k, v in env.items() if isinstance(v, types.ModuleType)}
+    try:
+        flush()
+        send(answers_w, ("ready", callables, modules))
+        while True:
+            call = recv(calls_r)
+            if call is None:
+                flush()
+                os._exit(0)
+            name, args, kwargs = call
+            try:
+                answer = ("ok", env[name](*args, **kwargs))
+            except Exception as e:  # noqa: BLE001 - the judge re-raises it on its side
+                answer = ("raise", type(e).__name__, str(e)[:1000])
+            flush()
+            send(answers_w, answer)
+    except SystemExit as e:
+        flush()
+        os._exit(e.code if isinstance(e.code, int) else (0 if e.code is None else 1))
+    except BaseException as e:
+        report_exception(e)
+        flush()
+        os._exit(1)
+
+
+def judge(cfg, tests_fd, calls_w, answers_r, status_fd):
+    """C: runs the test code, trusted, in a process the program cannot touch (see sandbox.py's
+    threat model). Every name the program defined is a proxy that calls it in B; only Python
+    literals cross. Writes `verdict:passed` on the status pipe when the test code ran to its
+    end. Never returns."""
+    import builtins
+
+    set_limits(cfg)
+    drop_privileges(int(cfg["uid"]))
+    check(libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")  # after the uid change
+    chunks = []
+    while chunk := os.read(tests_fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(tests_fd)
+    tests = b"".join(chunks).decode("utf-8")
+    if cfg["audit_hook"] == "1":
+        install_audit_hook(cfg, "/nonexistent")
+    try:
+        ready = recv(answers_r)
+    except Exception as e:  # noqa: BLE001
+        ready = ("bad", str(e))
+    if not (isinstance(ready, tuple) and len(ready) == 3 and ready[0] == "ready"):
+        verdict(status_fd, "failed:the program ended before the tests ran")
+        os._exit(1)
+    _, callables, modules = ready
+    g = {"__name__": "__main__", "__builtins__": builtins}
+    for alias, name in dict(modules).items():
+        if str(name).partition(".")[0] in SAFE_MODULES:
+            try:
+                g[str(alias)] = importlib_import(str(name))
+            except ImportError:
+                pass
+    for name in callables:
+        g[str(name)] = Remote(str(name), calls_w, answers_r)
+    try:
+        exec(compile(tests, "<tests>", "exec"), g)
+    except BaseException as e:
+        report_exception(e, skip=1)
+        verdict(status_fd, f"failed:{type(e).__name__} in the tests")
         flush()
         os._exit(1)
     flush()
+    verdict(status_fd, "passed")
+    os._exit(0)
+
+
+def verdict(status_fd, text):
     try:
-        os.write(status_fd, b"done:" + nonce + b"\n")
+        os.write(status_fd, f"verdict:{text}\n".encode())
     except OSError:
         os._exit(1)
-    os._exit(0)
+
+
+def importlib_import(name):
+    import importlib
+
+    return importlib.import_module(name)
+
+
+class Remote:
+    """The judge's stand-in for a function of the program: each call runs in B."""
+
+    def __init__(self, name, calls_w, answers_r):
+        self.__name__ = self.__qualname__ = name
+        self._w, self._r = calls_w, answers_r
+
+    def __call__(self, *args, **kwargs):
+        send(self._w, (self.__name__, args, kwargs))
+        answer = recv(self._r)
+        if answer is None:
+            raise RuntimeError(f"the program ended during a call of {self.__name__}")
+        if not isinstance(answer, tuple) or not answer:
+            raise TypeError(f"malformed answer from {self.__name__}")
+        if answer[0] == "ok" and len(answer) == 2:
+            return answer[1]
+        if answer[0] == "raise" and len(answer) == 3:
+            import builtins
+
+            kind = getattr(builtins, str(answer[1]), None)
+            if not (isinstance(kind, type) and issubclass(kind, Exception)):
+                kind = RuntimeError
+            raise kind(str(answer[2]))
+        raise TypeError(f"malformed answer from {self.__name__}")
+
+    def __repr__(self):
+        return f"<function {self.__name__}>"
+
+
+def report_exception(e, skip=0):
+    try:
+        import traceback
+
+        tb = e.__traceback__
+        for _ in range(skip):
+            tb = tb.tb_next if tb is not None else None
+        traceback.print_exception(type(e), e, tb)
+    except BaseException:
+        pass
+
+
+# --- the wire between judge and program: length-prefixed Python literals, nothing else.
+MAX_MESSAGE = 16 * 1024 * 1024
+
+
+def send(fd, obj):
+    data = repr(obj).encode("utf-8", "surrogatepass")
+    if len(data) > MAX_MESSAGE:
+        raise ValueError(f"message over {MAX_MESSAGE} bytes")
+    view = memoryview(len(data).to_bytes(4, "big") + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def recv(fd):
+    """The next message, or None at end of file."""
+    head = read_exact(fd, 4)
+    if head is None:
+        return None
+    n = int.from_bytes(head, "big")
+    if n > MAX_MESSAGE:
+        raise ValueError(f"message over {MAX_MESSAGE} bytes")
+    body = read_exact(fd, n)
+    if body is None:
+        raise EOFError("message cut short")
+    return literal(body.decode("utf-8", "surrogatepass"))
+
+
+def read_exact(fd, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def literal(text):
+    """A Python literal from its repr: ast.literal_eval's types plus inf, nan, set() and
+    frozenset(...). Never evaluates anything else, so a hostile answer is only data."""
+    import ast
+
+    def value(node):
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            items = [value(e) for e in node.elts]
+            return {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)](items)
+        if isinstance(node, ast.Dict):
+            return {value(k): value(v) for k, v in zip(node.keys, node.values)}
+        if isinstance(node, ast.Name) and node.id in ("inf", "nan"):
+            return float(node.id)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = value(node.operand)
+            if isinstance(v, (int, float, complex)) and not isinstance(v, bool):
+                return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            a, b = value(node.left), value(node.right)
+            if isinstance(a, (int, float)) and isinstance(b, complex):
+                return a + b if isinstance(node.op, ast.Add) else a - b
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords
+                and node.func.id in ("set", "frozenset") and len(node.args) <= 1):
+            kind = set if node.func.id == "set" else frozenset
+            return kind(value(node.args[0]) if node.args else ())
+        raise ValueError(f"not a literal: {type(node).__name__}")
+
+    return value(ast.parse(text, mode="eval").body)
 
 
 def flush():
@@ -307,9 +505,13 @@ def wait_for(pid):
             return exit_code(status)
 
 
-def init_a(cfg, program):
-    """A: the PID namespace's init (or, without namespaces, nothing but the fork to B)."""
+def init_a(cfg, program, tests_fd):
+    """A: the PID namespace's init (without one, just the parent of B and C). Forks B, the
+    program, and C, the judge, and waits: when C has passed, B is killed; when B ends first,
+    C is (a verdict it already wrote stands); when C fails, B's own end is waited for and
+    reported (the host's deadline still applies)."""
     die_with_parent()
+    status_fd = int(cfg["status_fd"])
     if "mnt" in cfg["layers"]:
         build_root(cfg, program)
         path = "/work/program.py"
@@ -317,18 +519,48 @@ def init_a(cfg, program):
         path = os.path.abspath("program.py")
         if int(cfg["uid"]) >= 0:
             os.chown(".", int(cfg["uid"]), int(cfg["uid"]))
-    if "pid" not in cfg["layers"]:
-        run_program(cfg, program, path)
-    pid = os.fork()
-    if pid == 0:
-        run_program(cfg, program, path)
-    os._exit(wait_for(pid))
+    calls_r, calls_w = os.pipe()
+    answers_r, answers_w = os.pipe()
+    b = os.fork()
+    if b == 0:  # B holds no way to the status pipe or the tests, before any program code runs
+        for fd in (status_fd, tests_fd, calls_w, answers_r):
+            os.close(fd)
+        run_untrusted(cfg, program, path, calls_r, answers_w)
+    c = os.fork()
+    if c == 0:
+        for fd in (calls_r, answers_w):
+            os.close(fd)
+        os.chdir("/")
+        judge(cfg, tests_fd, calls_w, answers_r, status_fd)
+    for fd in (tests_fd, calls_r, calls_w, answers_r, answers_w):
+        os.close(fd)
+    judge_code = program_code = None
+    while judge_code is None or program_code is None:
+        try:
+            got, status = os.wait()
+        except ChildProcessError:
+            break
+        if got == b:
+            program_code = exit_code(status)
+            if judge_code is None:  # the program ended on its own, not by the judge's hang-up
+                os.write(status_fd, f"program-exit:{program_code}\n".encode())
+                os.kill(c, signal.SIGKILL)  # (its forks may still hold the judge's pipe open)
+        elif got == c:
+            judge_code = exit_code(status)
+            if judge_code == 0 and program_code is None:
+                os.kill(b, signal.SIGKILL)  # the verdict is in: the program's part is over
+                program_code = -1
+    os._exit(SETUP_FAILED if judge_code is None else judge_code)
 
 
 def launch(status_fd):
     """L: one run, from the run's directory (the cwd). Never returns."""
     cfg = read_cfg("sandbox.cfg")
-    os.unlink("sandbox.cfg")  # the nonce must not stay readable
+    os.unlink("sandbox.cfg")
+    # The tests are only ever read by C: here they become an fd, and the file goes before
+    # any process that runs program code exists.
+    tests_fd = os.open("tests.py", os.O_RDONLY)
+    os.unlink("tests.py")
     cfg["status_fd"] = str(status_fd)
     # Name the run after its directory, so that the host can find every process of it.
     libc().prctl(PR_SET_NAME, ("sbx-" + os.path.basename(os.getcwd())[-8:]).encode(), 0, 0, 0)
@@ -337,6 +569,8 @@ def launch(status_fd):
     try:
         die_with_parent()  # the evaluator (or zygote) dying takes the run with it
         layers = unshare_namespaces() if cfg["namespaces"] == "1" else []
+        # Not dumpable: a process of the same uid cannot ptrace us or open /proc/<pid>/fd|mem.
+        check(libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
     except OSError as e:
         os.write(status_fd, f"setup-error:{e}\n".encode())
         os._exit(SETUP_FAILED)
@@ -350,12 +584,13 @@ def launch(status_fd):
     pid = os.fork()
     if pid == 0:
         try:
-            init_a(cfg, program)
+            init_a(cfg, program, tests_fd)
         except BaseException as e:
             try:
                 os.write(status_fd, f"setup-error:{type(e).__name__}: {e}\n".encode())
             finally:
                 os._exit(SETUP_FAILED)
+    os.close(tests_fd)
     code = wait_for(pid)
     if "pid" not in layers and uid >= 0 and os.geteuid() == 0:
         # No PID namespace to tear down: kill every process of the sandbox uid, including
@@ -392,6 +627,7 @@ def serve(sock_fd):
         except ImportError:
             pass
     die_with_parent()
+    check(libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
     sock = socket.socket(fileno=sock_fd)
     # Orphans of a killed run come to us (not to the host's init, which may be slow to reap)
     # and, with SIGCHLD ignored, the kernel reaps them at once.

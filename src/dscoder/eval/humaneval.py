@@ -34,6 +34,8 @@ class Problem:
     prompt_is_code: bool = True
     """True when prompt + completion is the program (HumanEval); False when the completion
     alone is (MBPP's prompt is prose)."""
+    setup: str = ""
+    """Code run before both the program and the tests (MBPP's test_setup_code)."""
 
 
 # Sec. 4.1 / Codex: a base model's function body ends where a new top-level statement starts.
@@ -81,7 +83,8 @@ def load_mbpp(path: str | os.PathLike, *, template: str = MBPP_TEMPLATE,
         setup = row.get("test_setup_code") or ""
         problems.append(Problem(
             task_id=f"MBPP/{tid}", prompt=template.format(text=text, tests="\n".join(tests)),
-            test=setup + "\n" + "\n".join(tests) + "\n", canonical_solution=code,
+            test="\n".join(tests) + "\n", setup=setup + "\n" if setup else "",
+            canonical_solution=code,
             instruction=f"{text}\nYour code should pass these tests:\n" + "\n".join(tests),
             stop=MBPP_STOP, prompt_is_code=False))
     return problems, skipped
@@ -107,8 +110,10 @@ def extract_code(text: str) -> str:
     return m.group(1) if m else text
 
 
-def program_for(problem: Problem, completion: str, *, chat: bool = False) -> str:
-    """The program whose clean exit means the completion is correct.
+def program_for(problem: Problem, completion: str, *, chat: bool = False) -> tuple[str, str]:
+    """(program, test code) for one completion. The sandbox runs the program, then the test
+    code in its judge, which only sees the program's functions through calls (see
+    dscoder.eval.sandbox): a pass means the tests ran to their end.
 
     Base models continue the prompt, so prompt + completion is the candidate. Chat answers are
     whole code blocks; the prompt still goes first so its imports exist, and the answer's own
@@ -120,7 +125,7 @@ def program_for(problem: Problem, completion: str, *, chat: bool = False) -> str
     else:
         body = (problem.prompt if problem.prompt_is_code else "") + completion
     check = f"\ncheck({problem.entry_point})\n" if problem.entry_point else "\n"
-    return body + "\n\n" + problem.test + check
+    return problem.setup + body + "\n", problem.setup + problem.test + check
 
 
 @dataclass
@@ -142,12 +147,15 @@ def evaluate_completions(problems: Sequence[Problem], completions: Sequence[Sequ
     `allow_execution=True` is required: this executes model-written code."""
     if len(problems) != len(completions):
         raise ValueError(f"completions: {len(completions)} lists for {len(problems)} problems")
-    programs, owners = [], []
+    programs, tests, owners = [], [], []
     for p, samples in zip(problems, completions):
         for c in samples:
-            programs.append(program_for(p, c, chat=chat))
+            program, test = program_for(p, c, chat=chat)
+            programs.append(program)
+            tests.append(test)
             owners.append(p.task_id)
-    results: list[RunResult] = run_programs(programs, config, allow_execution=allow_execution)
+    results: list[RunResult] = run_programs(programs, config, tests=tests,
+                                            allow_execution=allow_execution)
     per: dict[str, list[str]] = {p.task_id: [] for p in problems}
     for tid, r in zip(owners, results):
         per[tid].append(r.status)

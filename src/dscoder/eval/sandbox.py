@@ -1,4 +1,5 @@
-"""Run untrusted (model-written) Python programs, contained. Opt-in: `allow_execution=True`.
+"""Run untrusted (model-written) Python programs, contained, and judge them against trusted
+test code with a verdict the program cannot forge. Opt-in: `allow_execution=True`.
 
 Each worker thread keeps a zygote: the base interpreter (`python -I -S -B`, never the project's
 virtualenv, so no project package is importable), started with a scrubbed environment, that
@@ -24,6 +25,40 @@ With no namespaces at all (`layers` lacks `mnt`), project files that are world-r
 kept away by the audit hook, and a process that escapes the group (setsid) while not root is
 only bounded by the timeout and rlimits: use a host where `probe_layers()` reports namespaces for
 anything adversarial. Not covered at all: kernel exploits, side channels, GPU access.
+
+Verdicts: the threat model
+--------------------------
+The adversary is the program: arbitrary Python, run first, with all of its interpreter to
+itself. It may read or rewrite anything in its address space (gc, frames, `sys.modules`,
+/proc/self/mem), monkeypatch any module, write to every descriptor it holds, print anything,
+exit with any status at any time, leave threads, hooks or finalizers behind, and signal its
+own process group. Against that, no evidence produced *inside* its interpreter can mean that
+the tests ran, since the program could produce it first. So the test code never runs there:
+
+- B runs the program, then serves calls: `(name, args, kwargs)` in, the value (or the
+  exception's type and message) out, each as the `repr` of a Python literal.
+- C, the judge, is a separate process (forked before B runs anything, not dumpable, so a
+  process of the same uid can neither ptrace it nor open its /proc/<pid>/fd or mem). It
+  alone holds the test code and the status pipe. It runs the tests with each function the
+  program defined replaced by a proxy that calls it in B, reads answers with a literal-only
+  parser (nothing is evaluated), and writes `verdict:passed` on the status pipe after the
+  tests ran to their end. B closes the status pipe and the tests' descriptor before any
+  program code runs, and the tests' file is unlinked before B exists, so the program can
+  neither read the tests (nor look up their expected answers) nor write a verdict.
+- "passed" = C's verdict plus a clean exit of the run. Exit statuses, stdout and stderr
+  carry no weight. Comparisons happen in C on plain values, so an answer whose `__eq__`
+  always says True, or whose `repr` is code, fails.
+
+What this needs and does not give: the program cannot reach C only while it cannot ptrace or
+read other processes of its uid, which the kernel refuses for non-dumpable ones; without a PID
+namespace and not as root, the program runs as the evaluating user, who can ptrace the host
+itself (`basic` isolation is not for adversaries). Values that cross must be literals (numbers,
+strings, bytes, tuples, lists, dicts, sets, None, bools, inf/nan): a test that hands the
+program an object, or expects one back, fails. Functions named in the tests but defined only
+in the prompt (HumanEval's `poly`, `encode_cyclic`) are called in B like the rest, so a program
+that redefines them changes what the test checks, as in any in-process harness. A program with
+no test code (`tests=""`) can only be judged to have run to its end (it says so itself, by
+answering the judge's first message): that "passed" means nothing more.
 """
 
 from __future__ import annotations
@@ -32,7 +67,6 @@ import dataclasses
 import math
 import os
 import queue
-import secrets
 import selectors
 import shutil
 import signal
@@ -198,7 +232,7 @@ def probe_layers(config: SandboxConfig | None = None) -> tuple[str, ...]:
             cfg = dataclasses.replace(config, isolation="namespaces", timeout_s=10.0)
             zygote = _Zygote(python)
             try:
-                r = _run_one(zygote, "pass\n", cfg, slot=0, namespaces=True)
+                r = _run_one(zygote, "pass\n", "", cfg, slot=0, namespaces=True)
             finally:
                 zygote.close()
             _probed[key] = r.layers if r.status == "passed" else ()
@@ -213,18 +247,25 @@ def _use_namespaces(config: SandboxConfig) -> bool:
     return "mnt" in probe_layers(config)
 
 
-def run_program(source: str, config: SandboxConfig | None = None, *, allow_execution: bool = False,
-                slot: int = 0) -> RunResult:
-    """Run one Python program contained; passed = it ran to its end with exit status 0."""
-    return run_programs([source], config, allow_execution=allow_execution, first_slot=slot)[0]
+def run_program(source: str, config: SandboxConfig | None = None, *, tests: str = "",
+                allow_execution: bool = False, slot: int = 0) -> RunResult:
+    """Run one Python program contained, then `tests` against it in the judge; passed = the
+    test code ran to its end (see the module docstring)."""
+    return run_programs([source], config, tests=[tests], allow_execution=allow_execution,
+                        first_slot=slot)[0]
 
 
 def run_programs(sources: Iterable[str], config: SandboxConfig | None = None, *,
-                 allow_execution: bool = False, first_slot: int = 0) -> list[RunResult]:
-    """Run many programs, `config.workers` at a time; results in input order."""
+                 tests: Iterable[str] | None = None, allow_execution: bool = False,
+                 first_slot: int = 0) -> list[RunResult]:
+    """Run many programs, `config.workers` at a time, each with its test code (none: an
+    empty test, so passed only says the program ran to its end); results in input order."""
     _require(allow_execution)
     config = (config or SandboxConfig()).validate()
     sources = list(sources)
+    tests = [""] * len(sources) if tests is None else list(tests)
+    if len(tests) != len(sources):
+        raise ValueError(f"tests: {len(tests)} for {len(sources)} programs")
     namespaces = _use_namespaces(config)
     python = config.python or base_python()
     workers = max(1, min(config.workers, len(sources)))
@@ -241,15 +282,16 @@ def run_programs(sources: Iterable[str], config: SandboxConfig | None = None, *,
             zygotes.append(local.zygote)
         return local.zygote
 
-    def one(src: str) -> RunResult:
+    def one(job: tuple[str, str]) -> RunResult:
+        src, test = job
         zygote = getattr(local, "zygote", None) or fresh_zygote()
         slot = slots.get()  # a slot is a uid: concurrent runs never share NPROC or the reaper
         try:
             try:
-                return _run_one(zygote, src, config, slot=slot, namespaces=namespaces)
+                return _run_one(zygote, src, test, config, slot=slot, namespaces=namespaces)
             except _ZygoteGone:  # should not happen; one retry on a new zygote, then an error
                 try:
-                    return _run_one(fresh_zygote(), src, config, slot=slot,
+                    return _run_one(fresh_zygote(), src, test, config, slot=slot,
                                     namespaces=namespaces)
                 except _ZygoteGone as e:
                     return RunResult(status="error", reason=str(e), returncode=None,
@@ -259,7 +301,7 @@ def run_programs(sources: Iterable[str], config: SandboxConfig | None = None, *,
 
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(one, sources))
+            return list(pool.map(one, zip(sources, tests)))
     finally:
         for z in zygotes:
             z.close()
@@ -278,7 +320,7 @@ def _world_traversable(python: str) -> bool:
     return all(os.stat(p).st_mode & 0o001 for p in [prefix, *prefix.parents])
 
 
-def _run_one(zygote: _Zygote, source: str, config: SandboxConfig, *, slot: int,
+def _run_one(zygote: _Zygote, source: str, tests: str, config: SandboxConfig, *, slot: int,
              namespaces: bool) -> RunResult:
     python = config.python or base_python()
     root = os.geteuid() == 0
@@ -286,10 +328,9 @@ def _run_one(zygote: _Zygote, source: str, config: SandboxConfig, *, slot: int,
     droppable = namespaces or _world_traversable(python)
     uid = config.uid_base + slot if (root and config.drop_uid and droppable) else -1
     workdir = Path(tempfile.mkdtemp(prefix="dscoder-sbx-", dir=config.tmp_root))
-    nonce = secrets.token_hex(16)
     cpu_s = config.cpu_s or math.ceil(config.timeout_s) + 1
     cfg = {
-        "nonce": nonce, "namespaces": int(namespaces), "uid": uid,
+        "namespaces": int(namespaces), "uid": uid,
         "cpu_s": cpu_s, "memory_mb": config.memory_mb, "file_size_mb": config.file_size_mb,
         "tmpfs_mb": config.tmpfs_mb, "max_processes": config.max_processes,
         "max_open_files": config.max_open_files, "audit_hook": int(config.audit_hook),
@@ -301,6 +342,7 @@ def _run_one(zygote: _Zygote, source: str, config: SandboxConfig, *, slot: int,
     pidfd = -1
     try:
         (workdir / "program.py").write_text(source, encoding="utf-8")
+        (workdir / "tests.py").write_text(tests, encoding="utf-8")
         (workdir / "sandbox.cfg").write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
         start = time.monotonic()
         try:
@@ -326,7 +368,7 @@ def _run_one(zygote: _Zygote, source: str, config: SandboxConfig, *, slot: int,
         if pidfd >= 0:
             os.close(pidfd)
         shutil.rmtree(workdir, ignore_errors=True)
-    return _result(returncode, timed_out, overflow, stdout, stderr, status_lines, nonce,
+    return _result(returncode, timed_out, overflow, stdout, stderr, status_lines,
                    layers, runtime, config, workdir.name)
 
 
@@ -382,30 +424,33 @@ def _collect(fds: list[int], pidfd: int, pgid: int, config: SandboxConfig, start
             timed_out, overflow)
 
 
-def _result(returncode, timed_out, overflow, stdout, stderr, status_lines, nonce, layers,
+def _result(returncode, timed_out, overflow, stdout, stderr, status_lines, layers,
             runtime, config, sandbox_id) -> RunResult:
     truncated = overflow or len(stdout.encode()) >= config.max_output_bytes \
         or len(stderr.encode()) >= config.max_output_bytes
     setup_error = next((s[12:] for s in status_lines if s.startswith("setup-error:")), None)
-    finished = f"done:{nonce}" in status_lines
+    verdict = next((s[8:] for s in status_lines if s.startswith("verdict:")), None)
+    program = next((int(s[13:]) for s in status_lines if s.startswith("program-exit:")), None)
     if timed_out:
         status, reason = "timeout", f"wall clock over {config.timeout_s:g}s"
-    elif setup_error is not None or returncode == SETUP_FAILED and not finished:
+    elif setup_error is not None or returncode == SETUP_FAILED and verdict is None:
         status, reason = "error", f"sandbox setup failed: {setup_error}"
     elif overflow:
         status, reason = "failed", f"output over {config.max_output_bytes} bytes"
-    elif returncode == 0 and finished:
+    elif verdict == "passed" and returncode == 0:
         status, reason = "passed", "ok"
-    elif returncode == 0:
+    elif program == 0:
         status, reason = "failed", "exited before the end of the program"
-    elif returncode < 0:
-        status, reason = "failed", "killed by a signal"
-    elif returncode > 128:
-        sig = returncode - 128
+    elif program is not None and program > 128:
+        sig = program - 128
         status = "timeout" if sig == signal.SIGXCPU else "failed"  # SIGXCPU: RLIMIT_CPU
         reason = f"signal {sig}"
+    elif program is not None:
+        status, reason = "failed", f"exit status {program}"
+    elif returncode < 0:
+        status, reason = "failed", "killed by a signal"
     else:
-        status, reason = "failed", f"exit status {returncode}"
+        status, reason = "failed", (verdict or "no verdict").removeprefix("failed:")
     return RunResult(status=status, reason=reason, returncode=returncode, runtime_s=runtime,
                      stdout=stdout, stderr=stderr, truncated=truncated, layers=layers,
                      sandbox_id=sandbox_id)

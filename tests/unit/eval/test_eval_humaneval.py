@@ -58,7 +58,7 @@ def test_chat_answers_are_extracted(problems):
     report = evaluate_completions([p], [[answer]], chat=True, allow_execution=True)
     assert report.pass_at_k["pass@1"] == 1.0
     assert extract_code("no fence") == "no fence"
-    assert "check(truncate_number)" in program_for(p, "x", chat=False)
+    assert "check(truncate_number)" in program_for(p, "x", chat=False)[1]
 
 
 def test_mbpp_loading_counts_bad_rows(tmp_path):
