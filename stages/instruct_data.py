@@ -16,7 +16,7 @@ from dscoder.data.decontam import BenchmarkIndex, load_benchmark_strings
 from dscoder.instruct import InstructDataParams, build_instruct_data, write_instruct_data
 from dscoder.packing import read_repos
 from stages.common import Timer, load_params, stage_args, write_report
-from stages.decontam import params_from as decontam_params
+from dscoder.data.decontam import params_from as decontam_params
 
 IN = Path("data/clean/repos.parquet")
 OUT = Path("data/instruct")

@@ -49,6 +49,9 @@ REPOS = pa.schema(
         pa.field("edges_found", pa.int64(), nullable=False),
         pa.field("edges_resolved", pa.int64(), nullable=False),
         pa.field("cycles_broken", pa.int64(), nullable=False),
+        # which document of its repository this is: 0, or 0..n-1 for a repository larger than
+        # repo_docs.max_doc_bytes, split along its dependency order (repo_split.py)
+        pa.field("part", pa.int64(), nullable=True),
     ]
 )
 

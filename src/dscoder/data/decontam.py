@@ -48,13 +48,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, ClassVar, Iterable, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from dscoder.data import ngrams, repo_blocks
-from dscoder.schemas import AUDIT
+from dscoder.data.step import Step, StepContext
+from dscoder.data.stream import Batch, PartWriter
+from dscoder.schemas import AUDIT, REPOS
 
 #: Fields read from each JSONL format, and the field that names an item (None: line number).
 FIELD_MAP: dict[str, tuple[str, ...]] = {
@@ -297,6 +299,27 @@ class DecontamResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+#: Words are looked up a group of files at a time, this many characters of text per group, so
+#: a repository's words are never all held at once (n-grams never span two files anyway).
+_FIND_CHARS = 1 << 20
+
+
+def _find_in_files(index: BenchmarkIndex, text: str, spans: list[dict]) -> list[tuple[int, Match]]:
+    hits: list[tuple[int, Match]] = []
+    i = 0
+    while i < len(spans):
+        j, chars = i, 0
+        while j < len(spans) and (j == i or chars < _FIND_CHARS):
+            chars += spans[j]["end"] - spans[j]["start"]
+            j += 1
+        toks_per_file = [ngrams.words(repo_blocks.block_content(text, s), lowercase=True) for s in spans[i:j]]
+        tokens = [t for ts in toks_per_file for t in ts]
+        file_of = np.repeat(np.arange(i, j), [len(ts) for ts in toks_per_file])
+        hits += index.find(tokens, ngrams.word_hashes(tokens), file_of)
+        i = j
+    return hits
+
+
 def decontaminate(
     repos: pa.Table | Iterable[dict[str, Any]], index: BenchmarkIndex, *, schema: pa.Schema | None = None
 ) -> DecontamResult:
@@ -324,10 +347,7 @@ def decontaminate(
         else:
             spans = row["files"]
         text = row["text"]
-        toks_per_file = [ngrams.words(repo_blocks.block_content(text, s), lowercase=True) for s in spans]
-        tokens = [t for ts in toks_per_file for t in ts]
-        file_of = np.repeat(np.arange(len(spans)), [len(ts) for ts in toks_per_file])
-        hits = index.find(tokens, ngrams.word_hashes(tokens), file_of)
+        hits = _find_in_files(index, text, spans)
         drop: dict[int, dict[str, Match]] = {}
         for f, m in hits:
             drop.setdefault(f, {}).setdefault(m.string.benchmark, m)  # first match per benchmark
@@ -381,3 +401,54 @@ def to_audit_table(audit: pa.Table, stage: str = "decontam") -> pa.Table:
         for r in audit.to_pylist()
     ]
     return pa.Table.from_pylist(rows, schema=AUDIT)
+
+
+@dataclass(frozen=True)
+class DecontamStep(Step):
+    """Decontamination as a streaming step over REPOS rows: rows out with matching files cut,
+    the match rows to a side part (`matches-NNNNN`), counts by benchmark and language."""
+
+    params: DecontamParams
+    stage: ClassVar[str] = "decontam"
+    schema: ClassVar[pa.Schema] = REPOS
+
+    def begin(self, ctx: StepContext) -> None:
+        strings, problems = load_benchmark_strings(self.params)
+        ctx.state["index"] = BenchmarkIndex(strings, self.params)
+        ctx.extra["problems"] = dict(problems)
+        ctx.extra["matches"] = str(ctx.workdir / f"matches-{ctx.shard.index:05d}.parquet")
+        ctx.state["matches"] = PartWriter(ctx.extra["matches"], AUDIT_COLUMNS)
+
+    def process(self, batch: Batch, ctx: StepContext) -> None:
+        from dscoder.lineage.metrics import file_languages
+
+        res = decontaminate(batch.table, ctx.state["index"], schema=REPOS)
+        ctx.write(res.repos)
+        ctx.state["matches"].write(res.audit)
+        for k, v in res.stats.items():
+            if isinstance(v, int):
+                ctx.count((k,), v)
+        for b, v in res.stats["per_benchmark"].items():
+            for k in ("files", "bytes"):
+                ctx.count(("per_benchmark", b, k), v[k])
+        for lang, n in file_languages(batch.table.select(["files"])).items():
+            ctx.count(("files_in", lang), n)
+        ctx.extra["index"] = res.stats["index"]
+
+    def end(self, ctx: StepContext) -> None:
+        ctx.state["matches"].close()
+
+
+def params_from(section: dict | None) -> DecontamParams:
+    """DecontamParams from the `decontam` params section (benchmarks built one by one, so an
+    error names `decontam.benchmarks[i].<key>`)."""
+    from dscoder.config import ConfigError, build
+
+    section = dict(section or {})
+    benches = section.pop("benchmarks", None)
+    if benches is not None:
+        if not isinstance(benches, list) or not benches:
+            raise ConfigError("decontam.benchmarks: must be a non-empty list")
+        section["benchmarks"] = tuple(build(BenchmarkSource, b, f"decontam.benchmarks[{i}]")
+                                      for i, b in enumerate(benches))
+    return build(DecontamParams, section, "decontam")

@@ -50,7 +50,7 @@ import functools
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence
+from typing import Any, ClassVar, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import polars as pl
@@ -58,6 +58,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dscoder.data import ngrams, repo_blocks
+from dscoder.data.step import Step, StepContext
+from dscoder.data.stream import Batch, PartWriter
+from dscoder.schemas import REPOS
 
 #: doc_id of a file at ``level="file"``: ``f"{repo_id}{FILE_ID_SEP}{path}"``.
 FILE_ID_SEP = "::"
@@ -619,3 +622,104 @@ def run_dedup(repos: pa.Table, params: DedupParams, workdir: str | Path, *, num_
         **apply_stats,
     }
     return DedupResult(kept, clusters.table, clusters.pairs, stats)
+
+
+# --------------------------------------------------------------------------- streaming steps
+
+
+def _merge_parts(sigs: pa.Table, params: DedupParams) -> pa.Table:
+    """One signature per doc_id: the parts of a repository split into several documents are
+    one repository to dedup, and the MinHash of a union is the element-wise minimum."""
+    ids = sigs["doc_id"].to_pylist()
+    if len(set(ids)) == len(ids):
+        return sigs
+    mat = np.asarray(sigs["signature"].combine_chunks().flatten().to_numpy()).reshape(len(ids), params.num_perm)
+    order: list[str] = list(dict.fromkeys(ids))
+    first = {d: ids.index(d) for d in order}
+    rows = []
+    for d in order:
+        idx = [i for i, x in enumerate(ids) if x == d]
+        rows.append({"doc_id": d, "repo_id": sigs["repo_id"][first[d]].as_py(), "path": sigs["path"][first[d]].as_py(),
+                     "size": int(sum(sigs["size"][i].as_py() for i in idx)),
+                     "n_shingles": int(sum(sigs["n_shingles"][i].as_py() for i in idx)),
+                     "signature": np.minimum.reduce(mat[idx]).tolist()})
+    return pa.Table.from_pylist(rows, schema=SIGNATURES)
+
+
+def _bands_of(sigs: pa.Table, params: DedupParams) -> pa.Table:
+    bands, rows = params.bands_rows
+    n = sigs.num_rows
+    mat = np.asarray(sigs["signature"].combine_chunks().flatten().to_numpy(), dtype=np.uint32).reshape(n, params.num_perm)
+    bh = band_hashes(mat, bands, rows)
+    return pa.table([sigs["doc_id"].take(pa.array(np.repeat(np.arange(n), bands))),
+                     pa.array(np.tile(np.arange(bands, dtype=np.int32), n)), pa.array(bh.reshape(-1))], schema=BANDS)
+
+
+@dataclass(frozen=True)
+class SignatureStep(Step):
+    """Step 1 as a streaming step over REPOS rows: signatures and band hashes are written to
+    side parts (`bands-NNNNN`, `signatures-NNNNN` in the shard's work folder), no rows."""
+
+    params: DedupParams
+    stage: ClassVar[str] = "dedup"
+    schema: ClassVar[pa.Schema] = SIGNATURES  # the main part stays empty
+    columns: ClassVar[Sequence[str]] = ("repo_id", "text", "files")
+
+    def begin(self, ctx: StepContext) -> None:
+        i = ctx.shard.index
+        ctx.extra["bands"] = str(ctx.workdir / f"bands-{i:05d}.parquet")
+        ctx.extra["signatures"] = str(ctx.workdir / f"signatures-{i:05d}.parquet")
+        ctx.extra["skipped"] = Counter()
+        ctx.state["writers"] = (PartWriter(ctx.extra["bands"], BANDS), PartWriter(ctx.extra["signatures"], SIGNATURES))
+        ctx.state["open"] = []  # signatures of a repository whose last piece is yet to come
+
+    def process(self, batch: Batch, ctx: StepContext) -> None:
+        shard = signature_shard(batch.table, self.params)
+        for k in ("docs", "docs_signed", "bytes", "shingles"):
+            ctx.count((k,), shard.stats[k])
+        ctx.extra["skipped"].update(shard.stats["skipped"])
+        st = ctx.state
+        sigs = pa.concat_tables([*st["open"], shard.signatures]) if st["open"] else shard.signatures
+        st["open"] = []
+        if batch.continues and sigs.num_rows:
+            last = batch.table["repo_id"][-1].as_py()
+            held = pc.equal(sigs["repo_id"], last)
+            st["open"] = [sigs.filter(held)]
+            sigs = sigs.filter(pc.invert(held))
+        self._emit(sigs, st["writers"])
+
+    def _emit(self, sigs: pa.Table, writers) -> None:
+        if self.params.level == "repo":
+            sigs = _merge_parts(sigs, self.params)
+        writers[1].write(sigs)
+        writers[0].write(_bands_of(sigs, self.params))
+
+    def end(self, ctx: StepContext) -> None:
+        if ctx.state["open"]:
+            self._emit(pa.concat_tables(ctx.state["open"]), ctx.state["writers"])
+        for w in ctx.state["writers"]:
+            w.close()
+        ctx.extra["skipped"] = dict(ctx.extra["skipped"])
+
+
+@dataclass(frozen=True)
+class ApplyStep(Step):
+    """Step 3 as a streaming step over REPOS rows: drop (or cut) what `clusters` marks removed."""
+
+    clusters: str
+    """Path of the clusters Parquet file (one row per repository or file, small)."""
+    level: str
+    stage: ClassVar[str] = "dedup"
+    schema: ClassVar[pa.Schema] = REPOS
+
+    def begin(self, ctx: StepContext) -> None:
+        import pyarrow.parquet as pq
+
+        clusters = pq.read_table(self.clusters)
+        ctx.state["removed"] = clusters.filter(pc.invert(clusters["kept"]))
+
+    def process(self, batch: Batch, ctx: StepContext) -> None:
+        kept, stats = apply_dedup(batch.table, ctx.state["removed"], self.level)
+        for k, v in stats.items():
+            ctx.count((k,), v)
+        ctx.write(kept)

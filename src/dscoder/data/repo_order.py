@@ -67,6 +67,14 @@ class RepoDocsSettings(Settings):
     """Document layout (doc_formats.py): `deepseek` path comments (Sec. 2.2, default),
     `starcoder2` <repo_name>/<file_sep>, `qwen2.5` <|repo_name|>/<|file_sep|>; the last two
     need their tokens in the tokenizer (doc_formats.format_tokens)."""
+    max_doc_bytes: int = 8 * 2**20
+    """A repository whose document would exceed this many UTF-8 bytes becomes several
+    documents of at most this size, cut at file boundaries along the dependency order
+    (repo_split.py): the bound on what one document (and so one worker) holds."""
+
+    def validate(self) -> None:
+        if self.max_doc_bytes < 1:
+            raise ValueError(f"max_doc_bytes: must be >= 1, got {self.max_doc_bytes}")
 
 
 @dataclass(frozen=True)

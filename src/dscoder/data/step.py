@@ -39,6 +39,8 @@ class StepContext:
         self.counts: Counter = Counter()
         self.extra: dict[str, Any] = {}
         """Small per-shard results a step returns besides its rows (e.g. side-output paths)."""
+        self.state: dict[str, Any] = {}
+        """A step's working state within the shard (open writers, a pending piece); not returned."""
 
     def write(self, rows: pa.Table | Sequence[Mapping[str, Any]]) -> None:
         self._out.write(rows)
