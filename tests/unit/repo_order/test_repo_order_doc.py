@@ -286,3 +286,32 @@ def test_format_tokens_take_the_ids_after_the_specials_and_encode_as_one_id(trai
     assert loaded.decode(ids) == text
     fim = tk.SPECIAL_TOKENS["fim_begin"]
     assert tk.SPECIAL_IDS["fim_begin"] not in loaded.encode(fim, add_special_tokens=False).ids
+
+
+def _import_line(language: str, target: str) -> str:
+    stem = target.rsplit(".", 1)[0]
+    return {"python": f"import {stem.replace('/', '.')}\n", "c": f'#include "{target.split("/", 1)[1]}"\n',
+            "javascript": f"const m = require('./{target.split('/', 1)[1]}');\n"}[language]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["python", "c", "javascript"]), st.integers(0, 7), st.integers(0, 7)),
+                max_size=40))
+def test_scc_keeps_every_acyclic_edge_of_every_language_and_never_fewer_in_cycles(imports):
+    # 8 files per language, random imports among files of the same language (so every
+    # component is one language's), extracted by tree-sitter like real code
+    ext = {"python": "py", "c": "h", "javascript": "js"}
+    folder = {"python": "pkg", "c": "inc", "javascript": "web"}
+    content = {(lang, i): "" for lang in ext for i in range(8)}
+    name = {k: f"{folder[k[0]]}/m{k[1]}.{ext[k[0]]}" for k in content}
+    for lang, a, b in imports:
+        if a != b:
+            content[(lang, a)] += _import_line(lang, name[(lang, b)])
+    files = [{"path": name[k], "language": k[0], "content": c} for k, c in content.items()]
+    paper = build_repo_doc(files, algorithm="paper").per_language
+    scc = build_repo_doc(files, algorithm="scc").per_language
+    for lang in ext:
+        assert scc[lang].graph_edges == paper[lang].graph_edges == len({(lg, a, b) for lg, a, b in imports
+                                                                         if lg == lang and a != b})
+        assert scc[lang].acyclic_in_order == scc[lang].acyclic_edges
+        assert scc[lang].cycle_in_order >= paper[lang].cycle_in_order
