@@ -13,7 +13,14 @@ Rows, all on the same text in the same process (best of --repeats interleaved ro
   raw fast, per-file texts  encode_batch_fast over the file blocks (how the packer cuts text)
   pack, N workers           packing.pack_documents: FIM, per-file segments, encode, index,
                             token files, meta and manifest, atomically written
-Goal (issue 5): pack within 1.25x of the raw encode time (the fastest raw row).
+Goal: pack within 1.25x of the raw encode time (the fastest raw row).
+
+    .venv/bin/python bench/pack.py --fim [--repos ...] --tokenizer artifacts/tokenizer
+
+instead packs the input once per FIM unit and window length (rate 0.5, PSM) and prints, for the
+training split, the share of units transformed, the share of windows holding a complete FIM
+example (scanned on the written train.bin) and the share of examples that fit one window: the
+figures behind the README's choice of unit per profile (`--seq-lens`, `--units` to change them).
 """
 
 from __future__ import annotations
@@ -88,6 +95,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--seq-len", type=int, default=4096)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds; every row keeps its best")
+    ap.add_argument("--fim", action="store_true", help="print FIM figures per unit and window length instead")
+    ap.add_argument("--units", nargs="+", default=["document", "file", "window"])
+    ap.add_argument("--seq-lens", type=int, nargs="+", default=[256, 4096, 16384])
     args = ap.parse_args()
 
     if os.path.exists(args.repos):
@@ -103,12 +113,15 @@ def main() -> None:
     nbytes = sum(len(d["text"].encode("utf-8")) for d in docs)
     print(f"input: {source}: {len(docs)} documents, {chars / 1e6:.1f} M chars, {nbytes / 1e6:.1f} MB; cpus={os.cpu_count()}")
 
+    if args.fim:
+        return fim_figures(docs, args)
     with tempfile.TemporaryDirectory() as tmp:
         tok_dir = args.tokenizer
         if tok_dir is None:
             tok_dir = os.path.join(tmp, "tokenizer")
             tp = tokenizer.TokenizerParams(vocab_size=args.vocab_size)
-            tok, info = tokenizer.train_tokenizer(tokenizer.training_texts(docs, tp.sample_chars), tp)
+            plan = tokenizer.plan_sample(docs, tp)
+            tok, info = tokenizer.train_tokenizer(tokenizer.sampled_texts(docs, plan, tp), tp)
             tokenizer.save_tokenizer(tok, tok_dir, tp, info)
             print(f"tokenizer: trained vocab {info['vocab_size_actual']} on {info['chars'] / 1e6:.1f} M chars in {info['seconds']:.1f} s")
         tok = tokenizer.load_tokenizer(tok_dir)
@@ -154,6 +167,40 @@ def main() -> None:
     print("\nRatios are to the fastest raw row (wall and CPU separately); CPU time counts every thread and "
           "worker process, so it is the steadier figure on a shared machine. Pack tokens include "
           "BOS/EOS/FIM sentinels (PSM at rate 0.5).")
+
+def fim_figures(docs: list[dict], args) -> None:
+    """One pack per (unit, seq_len); the complete-window share is `fim.complete_examples` over
+    the written train.bin (the packer's own bookkeeping is not used for it)."""
+    import json
+
+    import numpy as np
+
+    from dscoder import fim
+
+    if args.tokenizer is None:
+        raise SystemExit("--fim needs --tokenizer (the pipeline's artifacts/tokenizer)")
+    print(f"\n| {'unit':<8} | {'seq_len':>7} | {'train windows':>13} | {'units':>7} | {'transformed':>11} "
+          f"| {'complete windows':>16} | {'examples fit':>12} |")
+    print(f"|{'-' * 10}|{'-' * 9}|{'-' * 15}|{'-' * 9}|{'-' * 13}|{'-' * 18}|{'-' * 14}|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for unit in args.units:
+            for seq_len in args.seq_lens:
+                params = packing.PackParams(seq_len=seq_len, val_fraction=0.05,
+                                            fim=fim.FimParams(rate=0.5, mode="psm", unit=unit))
+                val = packing.val_repo_ids([d["repo_id"] for d in docs], params.val_fraction, params.split_seed)
+                out = Path(tmp) / f"{unit}-{seq_len}"
+                packing.pack_documents(docs, out, tokenizer_dir=args.tokenizer, params=params, val_repos=val)
+                meta = json.loads((out / "meta.json").read_text())
+                tokens = np.memmap(out / "train.bin", dtype=np.dtype(meta["dtype"]).newbyteorder("<"), mode="r")
+                complete = fim.complete_examples(tokens, seq_len, meta["special_ids"])
+                st = meta["fim"]["stats"]["train"]
+                print(f"| {unit:<8} | {seq_len:7d} | {complete.size:13,d} | {st['units']:7,d} "
+                      f"| {st['units_transformed_share']:11.3f} | {complete.mean() if complete.size else 0:16.3%} "
+                      f"| {st['examples_fit_share'] or 0:12.3f} |")
+                del tokens
+    print("\ncomplete windows: windows of train.bin holding <fim_begin>, <fim_hole>, <fim_end> and the "
+          "middle's EOS in order; examples fit: share of FIM examples lying within one window.")
+
 
 if __name__ == "__main__":
     main()

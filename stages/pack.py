@@ -1,9 +1,13 @@
 """pack: data/clean/repos.parquet + artifacts/tokenizer → data/tokens/.
 
-Sec. 3.1: FIM per document *before* packing (rate 0.5, PSM), documents joined with EOS and
-cut into `seq_len` blocks; train/validation split by repository. `data/tokens/` holds
+Sec. 3.1: FIM at rate 0.5 (PSM), on the unit `pack.fim.unit` names (file blocks, training
+windows, or whole documents as the paper writes), documents joined with EOS and cut into
+`seq_len` blocks; train/validation split by repository. The input is read in batches of
+about `runner.batch_bytes` and the outputs are written as they come. `data/tokens/` holds
 train.bin / val.bin (uint16 when the vocabulary fits), meta.json and the index that traces
-every token back to its repository, file and FIM role.
+every token back to its repository, file and FIM role. The report gives, per split, the share
+of FIM units transformed, the share of training windows holding a complete FIM example
+(measured on the written token files) and the share of examples that fit one window.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from pathlib import Path
 import pyarrow as pa
 from prefect import flow
 
+from dscoder.data.stream import iter_slices
 from dscoder.io import write_parquet
 from dscoder.lineage.metrics import pack_by_language
-from dscoder.packing import PackParams, pack_repos
+from dscoder.packing import BATCH_BYTES, PackParams, pack_repos
 from dscoder.schemas import AUDIT
 from stages.common import RunnerSettings, Timer, load_params, stage_args, write_report
 
@@ -30,17 +35,20 @@ def pack(params: PackParams, runner: RunnerSettings, src: Path = IN, tokenizer_d
          out: Path = OUT) -> dict:
     timer = Timer()
     # Encoding runs in the library's own process pool (spawned workers, bounded read-ahead);
-    # `runner.workers` sets its size. The output does not depend on it.
-    res = pack_repos(src, out, tokenizer_dir=tokenizer_dir, params=params, workers=runner.workers)
+    # `runner.workers` sets its size. The output depends on neither it nor the batch size.
+    res = pack_repos(src, out, tokenizer_dir=tokenizer_dir, params=params, workers=runner.workers,
+                     batch_bytes=getattr(runner, "batch_bytes", BATCH_BYTES))
     timer.mark("pack")
     audit = res.pop("audit")
     write_parquet(AUDIT_OUT, pa.Table.from_pylist(audit, schema=AUDIT))
-    print(f"pack: {res['splits']['train']['n_tokens']} train tokens, {res['splits']['val']['n_tokens']} validation tokens")
+    fim = res["fim"]["stats"]
+    for s in ("train", "val"):
+        print(f"pack: {s}: {res['splits'][s]['n_tokens']} tokens; FIM unit {params.fim.unit}: "
+              f"{fim[s]['units_transformed_share']} of units transformed, "
+              f"{fim[s]['complete_window_share']} of windows hold a complete example")
     # tokens and files per language per split, from the segments index (sums to n_tokens)
-    import pyarrow.parquet as pq
-
-    by_language = {s: pack_by_language(pq.read_table(out / f"{s}.segments.parquet"), res["splits"][s]["n_tokens"])
-                   for s in ("train", "val")}
+    by_language = {s: pack_by_language((t for _, t in iter_slices(out / f"{s}.segments.parquet", None)),
+                                       res["splits"][s]["n_tokens"]) for s in ("train", "val")}
     return write_report("pack", {**res, "audit_rows": len(audit), "by_language": by_language}, timer)
 
 

@@ -1,8 +1,23 @@
-"""Fill-in-the-Middle at the document level, before packing (Sec. 3.1).
+"""Fill-in-the-Middle (Sec. 3.1): which unit is transformed, the layouts, and a measure.
 
-With probability `rate` a document is split at character positions and rearranged; the
-choice and the cut points are a pure function of (seed, document id), so a document gets the
-same transform whatever shard or process encodes it. Layouts (`text` = prefix+middle+suffix):
+The unit (`unit`) is what one FIM example is cut from:
+
+  document  the paper's words taken literally: each repository document, before packing. A
+            document is a whole repository (tens of thousands of tokens), so prefix, suffix
+            and middle fall into different training windows and the model almost never sees
+            a complete example; kept to reproduce that behaviour exactly.
+  file      each file block of the document (its path header stays in front as ordinary
+            text), before packing, the other files staying around it as context: repo-level
+            FIM as in StarCoder2 and Qwen2.5-Coder. The middle ends with EOS, as at the end of
+            a document, so an infilling prompt's answer ends the same way.
+  window    context-level FIM (Bavarian et al. 2022, Sec. 3): applied by the packer to a
+            training window after documents are joined, so every example fits in its window
+            (see `packing`); cut points are token boundaries that are also character
+            boundaries, so the index stays exact without re-encoding.
+
+With probability `rate` a unit is split and rearranged; the choice and the cut points are a
+pure function of (seed, unit key), so a unit gets the same transform whatever shard or
+process encodes it. Layouts (`text` = prefix+middle+suffix):
 
   PSM (the paper's mode): <fim_begin> prefix <fim_hole> suffix <fim_end> middle
   SPM: <fim_begin> <fim_hole> suffix <fim_end> prefix middle
@@ -23,18 +38,25 @@ piece may be empty.
 so the packer can encode each piece separately and record exactly which characters of the
 document each token covers. `undo` inverts the *rendered* sequence (sentinels and piece texts,
 not the recorded ranges), which the round-trip property test checks.
+
+`complete_examples` measures what the model sees: which training windows of a written token
+file hold a complete example. It reads token ids only, never the packer's bookkeeping.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal, Sequence, Union
+from typing import Any, Literal, Mapping, Sequence, Union
+
+import numpy as np
 
 from dscoder.config import Settings, check
 from dscoder.tokenizer import N_MSP_SENTINELS
 
 Mode = Literal["psm", "spm", "msp"]
+Unit = Literal["file", "window", "document"]
+UNITS = ("file", "window", "document")
 #: Roles a piece of a document can play; "whole" is an untransformed document.
 ROLES = ("whole", "prefix", "middle", "suffix", "context", "span")
 
@@ -42,7 +64,11 @@ ROLES = ("whole", "prefix", "middle", "suffix", "context", "span")
 @dataclass(frozen=True, kw_only=True)
 class FimParams(Settings):
     rate: float = 0.5
-    """Probability that a document is transformed (Sec. 3.1, Fig. 3: 0.5 in PSM mode)."""
+    """Probability that a unit is transformed (Sec. 3.1, Fig. 3: 0.5 in PSM mode)."""
+    unit: Unit = "file"
+    """What one example is cut from: file (each file block, in its repository's context),
+    window (each training window, after packing) or document (the whole repository document,
+    the paper's literal wording; see the module docstring)."""
     mode: Mode = "psm"
     """psm (the paper's choice), spm or msp (the Fig. 3 ablations)."""
     spm_share: float = 0.0
@@ -56,6 +82,7 @@ class FimParams(Settings):
     def validate(self) -> None:
         check(0.0 <= self.rate <= 1.0, "fim.rate", f"must be in [0, 1], got {self.rate}")
         check(self.mode in ("psm", "spm", "msp"), "fim.mode", f"must be psm, spm or msp, got {self.mode!r}")
+        check(self.unit in UNITS, "fim.unit", f"must be one of {', '.join(UNITS)}, got {self.unit!r}")
         check(0.0 <= self.spm_share <= 1.0, "fim.spm_share", f"must be in [0, 1], got {self.spm_share}")
         check(self.spm_share == 0.0 or self.mode == "psm", "fim.spm_share",
               f"only applies to mode=psm (mode is {self.mode!r}); set it to 0")
@@ -87,19 +114,28 @@ def _uniforms(seed: int, doc_id: str, n: int) -> list[float]:
     return out[:n]
 
 
-def _cuts(us: Sequence[float], n_chars: int) -> list[int]:
-    return sorted(min(int(u * (n_chars + 1)), n_chars) for u in us)
+def _cut(u: float, points: Sequence[int]) -> int:
+    """The cut point drawn by u among the allowed positions (uniform, like StarCoder's
+    `randint(0, len+1)` over characters when `points` is every position)."""
+    return points[min(int(u * len(points)), len(points) - 1)]
 
 
-def transform(n_chars: int, doc_id: str, p: FimParams) -> tuple[str, list[Item]]:
-    """(mode, items) for a document of `n_chars` characters; mode is "none", "psm", "spm" or
-    "msp". Only the length is needed: pieces are character ranges."""
-    u = _uniforms(p.seed, doc_id, 2 + 2 * max(p.msp_spans, 1))
+def decide(unit_key: str, p: FimParams) -> tuple[str, list[float]]:
+    """The unit's mode ("none", "psm", "spm" or "msp") and the draws its cut points use."""
+    u = _uniforms(p.seed, unit_key, 2 + 2 * max(p.msp_spans, 1))
     if u[0] >= p.rate:
-        return "none", [Piece("whole", 0, n_chars)]
-    mode = "spm" if p.mode == "spm" or (p.mode == "psm" and u[1] < p.spm_share) else p.mode
+        return "none", u
+    return ("spm" if p.mode == "spm" or (p.mode == "psm" and u[1] < p.spm_share) else p.mode), u
+
+
+def layout(points: Sequence[int], mode: str, u: Sequence[float], p: FimParams) -> list[Item]:
+    """Items for the range points[0]..points[-1], cut only at `points` (sorted, every allowed
+    cut position, both ends included), for a mode and draws chosen by `decide`."""
+    start, end = points[0], points[-1]
+    if mode == "none":
+        return [Piece("whole", start, end)]
     if mode == "msp":
-        cuts = [0, *_cuts(u[2: 2 + 2 * p.msp_spans], n_chars), n_chars]
+        cuts = [start, *sorted(_cut(x, points) for x in u[2: 2 + 2 * p.msp_spans]), end]
         context = [Piece("context", cuts[2 * k], cuts[2 * k + 1], k) for k in range(p.msp_spans + 1)]
         spans = [Piece("span", cuts[2 * k + 1], cuts[2 * k + 2], k) for k in range(p.msp_spans)]
         items: list[Item] = ["fim_begin", context[0]]
@@ -108,12 +144,61 @@ def transform(n_chars: int, doc_id: str, p: FimParams) -> tuple[str, list[Item]]
         items.append("fim_end")
         for k in range(p.msp_spans):
             items += [f"msp_{k}", spans[k]]
-        return mode, items
-    a, b = _cuts(u[2:4], n_chars)
-    pre, mid, suf = Piece("prefix", 0, a), Piece("middle", a, b), Piece("suffix", b, n_chars)
+        return items
+    a, b = sorted(_cut(x, points) for x in u[2:4])
+    pre, mid, suf = Piece("prefix", start, a), Piece("middle", a, b), Piece("suffix", b, end)
     if mode == "psm":
-        return mode, ["fim_begin", pre, "fim_hole", suf, "fim_end", mid]
-    return mode, ["fim_begin", "fim_hole", suf, "fim_end", pre, mid]
+        return ["fim_begin", pre, "fim_hole", suf, "fim_end", mid]
+    return ["fim_begin", "fim_hole", suf, "fim_end", pre, mid]
+
+
+def arrange(points: Sequence[int], unit_key: str, p: FimParams) -> tuple[str, list[Item]]:
+    """(mode, items) of one unit: `decide`, then `layout`."""
+    mode, u = decide(unit_key, p)
+    return mode, layout(points, mode, u, p)
+
+
+def transform(n_chars: int, doc_id: str, p: FimParams) -> tuple[str, list[Item]]:
+    """Document unit: (mode, items) for a document of `n_chars` characters, cut at any
+    character. Only the length is needed: pieces are character ranges."""
+    return arrange(range(n_chars + 1), doc_id, p)
+
+
+def overhead(mode: str, p: FimParams) -> int:
+    """Tokens a transformed unit gains: its sentinels and the EOS that ends the middle."""
+    return 0 if mode == "none" else 4 if mode in ("psm", "spm") else 2 * p.msp_spans + 3
+
+
+def transform_files(n_chars: int, files: Sequence[Mapping[str, Any]], doc_id: str,
+                    p: FimParams) -> tuple[list[str], list[Item]]:
+    """File unit: (mode of each non-empty file block, items) for a document whose file blocks
+    are `files` (REPOS spans, in order). A transformed block keeps its path header in front
+    and has its content rearranged in place; its middle ends with "eos" unless the document
+    ends right there (the packer's own EOS then ends it). Text outside blocks stays whole."""
+    modes: list[str] = []
+    items: list[Item] = []
+    pos = 0
+    for f in files:
+        s, e = f["start"], f["end"]
+        if s == e:
+            continue
+        if s > pos:
+            items.append(Piece("whole", pos, s))
+        body = min(s + f.get("header_chars", 0), e)
+        mode, block = arrange(range(body, e + 1), f"{doc_id}\0file\0{f['path']}", p)
+        modes.append(mode)
+        if mode == "none":
+            items.append(Piece("whole", s, e))
+        else:
+            if body > s:
+                items.append(Piece("whole", s, body))
+            items += block
+            if e < n_chars:
+                items.append("eos")
+        pos = e
+    if pos < n_chars or not items:
+        items.append(Piece("whole", pos, n_chars))
+    return modes, items
 
 
 class Sentinel(str):
@@ -152,3 +237,33 @@ def undo(rendered: Sequence[str]) -> str:
     if text[k + 2]:
         raise ValueError("text between <fim_end> and the first span sentinel")
     return "".join(c + m for c, m in zip(context, spans)) + context[k]
+
+
+def complete_examples(tokens: np.ndarray, seq_len: int, special_ids: Mapping[str, int]) -> np.ndarray:
+    """For each whole window tokens[i*seq_len:(i+1)*seq_len], whether it holds a complete FIM
+    example: <fim_begin>, one or more hole sentinels (<fim_hole>, or MSP span sentinels),
+    <fim_end>, and then the EOS that ends the middle, with no BOS, EOS or <fim_begin> between
+    them. Reads only the token ids, so it measures the written file, not the packer's intent."""
+    n_windows = int(tokens.size) // seq_len
+    out = np.zeros(n_windows, dtype=bool)
+    begin, end, eos = special_ids["fim_begin"], special_ids["fim_end"], special_ids["eos"]
+    holes = [i for k, i in special_ids.items() if k == "fim_hole" or k.startswith("msp_")]
+    stops = [special_ids["bos"], eos, begin]
+    watched = np.asarray([begin, end, *holes, *stops], dtype=np.int64)
+    step = max(1, (1 << 24) // seq_len) * seq_len  # bounded memory on any file size
+    for lo in range(0, n_windows * seq_len, step):
+        chunk = np.asarray(tokens[lo: min(lo + step, n_windows * seq_len)])
+        pos = np.flatnonzero(np.isin(chunk, watched))
+        kinds = chunk[pos]
+        for j in np.flatnonzero(kinds == begin):
+            k = j + 1
+            while k < len(pos) and kinds[k] in holes:
+                k += 1
+            if k == j + 1 or k >= len(pos) or kinds[k] != end:
+                continue
+            k += 1
+            while k < len(pos) and kinds[k] in holes:  # MSP: span sentinels before each span
+                k += 1
+            if k < len(pos) and kinds[k] == eos and pos[j] // seq_len == pos[k] // seq_len:
+                out[(lo + pos[j]) // seq_len] = True
+    return out

@@ -64,6 +64,8 @@ import pyarrow.parquet as pq
 
 from dscoder import fim as fimlib
 from dscoder.config import Settings, check
+from dscoder.data.stream import PartWriter, iter_batches, iter_slices
+from dscoder.fim_windows import WindowFim
 from dscoder.io import atomic_path, write_json
 from dscoder.tokenizer import load_tokenizer, special_token_ids, tokenizer_hash
 
@@ -74,7 +76,9 @@ DOCS_SCHEMA = pa.schema([
     pa.field("doc", pa.int64(), nullable=False),
     pa.field("repo_id", pa.string(), nullable=False),
     pa.field("repo_name", pa.string(), nullable=True),
+    pa.field("part", pa.int32(), nullable=False),
     pa.field("fim_mode", pa.string(), nullable=False),
+    pa.field("fim_units", pa.int32(), nullable=False),
     pa.field("n_chars", pa.int64(), nullable=False),
     pa.field("token_start", pa.int64(), nullable=False),
     pa.field("token_end", pa.int64(), nullable=False),
@@ -137,17 +141,23 @@ def val_repo_ids(repo_ids: Iterable[str], val_fraction: float, seed: int) -> fro
 
 @dataclass
 class SplitChunk:
-    """One shard's output for one split; token and doc positions relative to the chunk."""
+    """One batch's output for one split; token and doc positions relative to the chunk."""
 
     ids: np.ndarray
     docs: dict[str, list]
     segments: dict[str, list]
+    units: Counter = field(default_factory=Counter)
+    """FIM units (documents or files) by mode."""
+    examples: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    """(first, end) token positions of each FIM example: <fim_begin> .. the middle's EOS."""
+    token_chars: np.ndarray | None = None
+    """Window unit only: for each token, the document character where it ends when that is a
+    character boundary, -1 inside a character, -2 for inserted tokens (BOS, EOS, sentinels)."""
 
 
 @dataclass
 class ShardResult:
     chunks: dict[str, SplitChunk]
-    fim_modes: dict[str, Counter]
     skipped: Counter
     warnings: Counter
     chars: dict[str, int]
@@ -190,22 +200,61 @@ def _file_segments(n_chars: int, files: Sequence[Mapping[str, Any]]) -> tuple[li
     return bounds, owner
 
 
+def doc_key(repo_id: str, part: int) -> str:
+    """The FIM key of a document: its repo_id, and its part number when a repository was split
+    into several documents (part 0 keeps the plain repo_id, so unsplit corpora keep their draws)."""
+    return repo_id if part == 0 else f"{repo_id}\0part\0{part}"
+
+
+def _doc_mode(modes: Sequence[str]) -> str:
+    """The docs index's `fim_mode`: the modes of the document's transformed units."""
+    used = sorted({m for m in modes if m != "none"})
+    return "+".join(used) if used else "none"
+
+
+def _layout(text: str, repo_id: str, part: int, files: Sequence[Mapping[str, Any]],
+            p: fimlib.FimParams) -> tuple[list[str], list]:
+    """(mode of each FIM unit, layout items) of one document, for the configured unit."""
+    key = doc_key(repo_id, part)
+    if p.unit == "document":
+        mode, items = fimlib.transform(len(text), key, p)
+        return [mode], items
+    if p.unit == "file":
+        return fimlib.transform_files(len(text), files, key, p)
+    return [], [fimlib.Piece("whole", 0, len(text))]  # window: FIM comes after packing
+
+
+def _token_chars(ids: Sequence[int], piece: str, char_start: int, nbytes: np.ndarray) -> np.ndarray:
+    """For each token of an encoded piece, the character (document coordinates) where it ends,
+    or -1 when it ends inside a multi-byte character."""
+    raw = np.frombuffer(piece.encode("utf-8"), np.uint8)
+    if not len(ids):
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(nbytes[np.asarray(ids, np.int64)])
+    lead = (raw & 0xC0) != 0x80  # first byte of a character
+    chars_before = np.concatenate([[0], np.cumsum(lead)])
+    on_boundary = (ends == raw.size) | lead[np.minimum(ends, raw.size - 1)]
+    return np.where(on_boundary, char_start + chars_before[ends], -1)
+
+
 def encode_shard(docs: Sequence[Mapping[str, Any]], splits: Sequence[str], tokenizer_dir: str | os.PathLike,
                  params: PackParams) -> ShardResult:
-    """Encode REPOS rows (`repo_id`, `repo_name`, `text`, `files`) assigned to `splits`
-    ("train"/"val", one per row). Pure: the same rows give the same result in any process."""
+    """Encode REPOS rows (`repo_id`, `repo_name`, `text`, `files`, optional `part`) assigned
+    to `splits` ("train"/"val", one per row). Pure: the same rows give the same result in any
+    process and in any batch."""
     from dscoder.data.repo_blocks import spans_problem
 
     params.validate()
     tok, sid = _tokenizer(str(tokenizer_dir))
     _check_sentinels(sid, params)
+    window = params.fim.unit == "window"
+    nbytes = _token_nbytes(str(tokenizer_dir)) if window else None
     bos, eos = np.array([sid["bos"]], np.uint32), np.array([sid["eos"]], np.uint32)
     sentinel = {name: np.array([i], np.uint32) for name, i in sid.items()}
     skipped, warnings, audit = Counter(), Counter(), []
-    fim_modes = {s: Counter() for s in SPLITS}
     chars = dict.fromkeys(SPLITS, 0)
     texts: list[str] = []
-    # (split, doc, usable files, mode, layout); layout entries are sentinel id arrays or
+    # (split, doc, usable files, unit modes, layout); layout entries are sentinel names or
     # segments (index into texts, file, role, span, char_start, char_end).
     planned = []
     for doc, split in zip(docs, splits):
@@ -223,11 +272,11 @@ def encode_shard(docs: Sequence[Mapping[str, Any]], splits: Sequence[str], token
             audit.append(_audit_row(doc, "files_unattributed", problem))
             files = []
         bounds, owner = _file_segments(len(text), files)
-        mode, items = fimlib.transform(len(text), repo_id, params.fim)
+        modes, items = _layout(text, repo_id, int(doc.get("part") or 0), files, params.fim)
         layout = []
         for item in items:
             if isinstance(item, str):
-                layout.append(sentinel[item])
+                layout.append(item)
                 continue
             j = bisect.bisect_right(bounds, item.start) - 1
             pos = item.start
@@ -236,48 +285,38 @@ def encode_shard(docs: Sequence[Mapping[str, Any]], splits: Sequence[str], token
                 layout.append((len(texts), owner[j], item.role, item.span, pos, end))
                 texts.append(text[pos:end])
                 pos, j = end, j + 1
-        planned.append((split, doc, files, mode, layout))
-        fim_modes[split][mode] += 1
+        planned.append((split, doc, files, modes, layout))
         chars[split] += len(text)
 
     encs = tok.encode_batch_fast(texts, add_special_tokens=False) if texts else []
-    arrays = {s: [] for s in SPLITS}
-    docs_cols = {s: {k: [] for k in DOCS_SCHEMA.names} for s in SPLITS}
-    seg_cols = {s: {k: [] for k in SEGMENTS_SCHEMA.names} for s in SPLITS}
-    pos = dict.fromkeys(SPLITS, 0)
-    for split, doc, files, mode, layout in planned:
-        out, dc, sc = arrays[split], docs_cols[split], seg_cols[split]
-        n_doc = len(dc["doc"])
-        start = pos[split]
-        p = start
+    out = {s: _ChunkBuilder(window) for s in SPLITS}
+    for split, doc, files, modes, layout in planned:
+        b = out[split]
+        n_doc, start = len(b.docs["doc"]), b.pos
         if params.add_bos:
-            out.append(bos)
-            p += 1
+            b.special(bos)
         for entry in layout:
-            if isinstance(entry, np.ndarray):
-                out.append(entry)
-                p += 1
+            if isinstance(entry, str):
+                if entry == "fim_begin":
+                    b.open_example()
+                b.special(sentinel[entry])
+                if entry == "eos":
+                    b.close_example()
                 continue
             k, fi, role, span, cs, ce = entry
             ids = encs[k].ids
-            out.append(np.asarray(ids, dtype=np.uint32))
             f = files[fi] if fi >= 0 else None
-            for key, val in (("doc", n_doc), ("file", fi), ("path", f and f["path"]),
-                             ("language", f and f.get("language")), ("role", role), ("span", span),
-                             ("char_start", cs), ("char_end", ce), ("token_start", p),
-                             ("token_end", p + len(ids))):
-                sc[key].append(val)
-            p += len(ids)
-        out.append(eos)
-        p += 1
+            b.text(ids, None if nbytes is None else _token_chars(ids, texts[k], cs, nbytes),
+                   (n_doc, fi, f and f["path"], f and f.get("language"), role, span, cs, ce))
+        b.special(eos)
+        b.close_example()
+        b.units.update(modes)
         for key, val in (("doc", n_doc), ("repo_id", doc["repo_id"]), ("repo_name", doc.get("repo_name")),
-                         ("fim_mode", mode), ("n_chars", len(doc["text"])), ("token_start", start),
-                         ("token_end", p)):
-            dc[key].append(val)
-        pos[split] = p
-    chunks = {s: SplitChunk(np.concatenate(arrays[s]) if arrays[s] else np.zeros(0, np.uint32),
-                            docs_cols[s], seg_cols[s]) for s in SPLITS}
-    return ShardResult(chunks, fim_modes, skipped, warnings, chars, audit)
+                         ("part", int(doc.get("part") or 0)), ("fim_mode", _doc_mode(modes)),
+                         ("fim_units", sum(m != "none" for m in modes)), ("n_chars", len(doc["text"])),
+                         ("token_start", start), ("token_end", b.pos)):
+            b.docs[key].append(val)
+    return ShardResult({s: b.chunk() for s, b in out.items()}, skipped, warnings, chars, audit)
 
 
 def _audit_row(doc: Mapping[str, Any], reason: str, detail: str | None) -> dict[str, Any]:
@@ -289,6 +328,50 @@ def _audit_row(doc: Mapping[str, Any], reason: str, detail: str | None) -> dict[
             "size": len(text.encode("utf-8", errors="replace")) if isinstance(text, str) else None}
 
 
+class _ChunkBuilder:
+    """Accumulates one split's tokens, index rows and FIM example spans for one batch."""
+
+    def __init__(self, window: bool):
+        self.arrays: list[np.ndarray] = []
+        self.token_chars: list[np.ndarray] | None = [] if window else None
+        self.docs = {k: [] for k in DOCS_SCHEMA.names}
+        self.segments = {k: [] for k in SEGMENTS_SCHEMA.names}
+        self.units: Counter = Counter()
+        self.examples: list[tuple[int, int]] = []
+        self.pos = 0
+        self._open: int | None = None
+
+    def special(self, token: np.ndarray) -> None:
+        self.arrays.append(token)
+        if self.token_chars is not None:
+            self.token_chars.append(np.array([-2], np.int64))
+        self.pos += 1
+
+    def text(self, ids: Sequence[int], token_chars: np.ndarray | None, row: tuple) -> None:
+        self.arrays.append(np.asarray(ids, dtype=np.uint32))
+        if self.token_chars is not None:
+            self.token_chars.append(token_chars)
+        for key, val in zip(SEGMENTS_SCHEMA.names, (*row, self.pos, self.pos + len(ids))):
+            self.segments[key].append(val)
+        self.pos += len(ids)
+
+    def open_example(self) -> None:
+        self._open = self.pos
+
+    def close_example(self) -> None:
+        """The token just added ended a middle (EOS): record the example, if one is open."""
+        if self._open is not None:
+            self.examples.append((self._open, self.pos))
+            self._open = None
+
+    def chunk(self) -> SplitChunk:
+        ids = np.concatenate(self.arrays) if self.arrays else np.zeros(0, np.uint32)
+        tc = None if self.token_chars is None else (
+            np.concatenate(self.token_chars) if self.token_chars else np.zeros(0, np.int64))
+        return SplitChunk(ids, self.docs, self.segments, self.units,
+                          np.asarray(self.examples, np.int64).reshape(-1, 2), tc)
+
+
 # ---------------------------------------------------------------------------- write
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -297,81 +380,105 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 
 class _SplitWriter:
-    def __init__(self, d: Path, split: str, dtype: np.dtype):
-        self.d, self.split, self.dtype = d, split, dtype
+    """One split's token file and index, written as chunks come (nothing held but counts)."""
+
+    def __init__(self, d: Path, split: str, dtype: np.dtype, seq_len: int):
+        self.d, self.split, self.dtype, self.seq_len = d, split, dtype, seq_len
         self.fh = open(d / f"{split}.bin", "wb")
+        self.index = {name: PartWriter(d / f"{split}.{name}.parquet", schema)
+                      for name, schema in (("docs", DOCS_SCHEMA), ("segments", SEGMENTS_SCHEMA))}
         self.n_tokens = self.n_docs = 0
-        self.docs = {k: [] for k in DOCS_SCHEMA.names}
-        self.segments = {k: [] for k in SEGMENTS_SCHEMA.names}
         self.repos: set[str] = set()
+        self.units: Counter = Counter()
+        self.examples = self.examples_fit = 0
+        self.recent: list[tuple[int, bool]] = []  # (end, fits) of examples near the stream's end
 
     def add(self, chunk: SplitChunk) -> None:
         # An explicit "<" byte order keeps the file little-endian on any host.
         self.fh.write(chunk.ids.astype(self.dtype.newbyteorder("<")).tobytes())
         shift = {"doc": self.n_docs, "token_start": self.n_tokens, "token_end": self.n_tokens}
-        for schema, cols, new in ((DOCS_SCHEMA, self.docs, chunk.docs), (SEGMENTS_SCHEMA, self.segments, chunk.segments)):
-            for f in schema:
-                vals = new[f.name]
-                if f.type != pa.string():
-                    vals = np.asarray(vals, dtype=np.int64) + shift.get(f.name, 0)
-                cols[f.name].append(vals)
+        for name, schema, cols in (("docs", DOCS_SCHEMA, chunk.docs), ("segments", SEGMENTS_SCHEMA, chunk.segments)):
+            arrays = [pa.array(cols[f.name], type=f.type) if f.type == pa.string() else
+                      pa.array((np.asarray(cols[f.name], np.int64) + shift.get(f.name, 0)).astype(
+                          f.type.to_pandas_dtype()), type=f.type) for f in schema]
+            self.index[name].write(pa.Table.from_arrays(arrays, schema=schema))
         self.repos.update(chunk.docs["repo_id"])
+        ex = chunk.examples + self.n_tokens
+        fit = ex[:, 0] // self.seq_len == (ex[:, 1] - 1) // self.seq_len
+        self.examples += len(ex)
+        self.examples_fit += int(fit.sum())
+        # the examples that may still fall into the dropped tail, to uncount at the end
+        end = self.n_tokens + int(chunk.ids.size)
+        self.recent = [e for e in self.recent if e[0] > end - self.seq_len]
+        self.recent += [(int(e), bool(f)) for e, f in zip(ex[:, 1], fit) if e > end - self.seq_len]
+        self.units.update(chunk.units)
         self.n_tokens += int(chunk.ids.size)
         self.n_docs += len(chunk.docs["doc"])
 
-    def finish(self, seq_len: int) -> dict[str, Any]:
-        n_blocks = self.n_tokens // seq_len
-        kept = n_blocks * seq_len
-        self.fh.truncate(kept * self.dtype.itemsize)  # drop the partial last block
+    def close(self) -> None:
         self.fh.close()
-        for name, schema, cols in (("docs", DOCS_SCHEMA, self.docs), ("segments", SEGMENTS_SCHEMA, self.segments)):
-            arrays = []
-            for f in schema:
-                parts = cols[f.name]
-                if f.type == pa.string():
-                    arrays.append(pa.array([v for part in parts for v in part], type=f.type))
-                else:
-                    joined = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-                    arrays.append(pa.array(joined.astype(f.type.to_pandas_dtype()), type=f.type))
-            pq.write_table(pa.Table.from_arrays(arrays, schema=schema), self.d / f"{self.split}.{name}.parquet",
-                           compression="zstd", write_statistics=True)
+        for w in self.index.values():
+            w.close()
+
+    def finish(self, sid: Mapping[str, int]) -> dict[str, Any]:
+        n_blocks = self.n_tokens // self.seq_len
+        kept = n_blocks * self.seq_len
+        self.fh.truncate(kept * self.dtype.itemsize)  # drop the partial last block
+        self.close()
+        for end, fits in self.recent:  # an example in the dropped tail is never seen
+            if end > kept:
+                self.examples -= 1
+                self.examples_fit -= fits
+        path = self.d / f"{self.split}.bin"
+        tokens = np.memmap(path, dtype=self.dtype.newbyteorder("<"), mode="r") if kept else np.zeros(0, self.dtype)
+        complete = int(fimlib.complete_examples(tokens, self.seq_len, sid).sum())
+        del tokens
+        n_units = sum(self.units.values())
+        fim = {"units": n_units, **{m: self.units[m] for m in ("none", "psm", "spm", "msp")},
+               "units_transformed_share": _share(n_units - self.units["none"], n_units),
+               "examples": self.examples, "examples_fit_share": _share(self.examples_fit, self.examples),
+               "windows": n_blocks, "windows_with_complete_example": complete,
+               "complete_window_share": _share(complete, n_blocks)}
         return {"file": f"{self.split}.bin", "n_tokens": kept, "n_blocks": n_blocks,
                 "tail_tokens_dropped": self.n_tokens - kept, "n_docs": self.n_docs, "n_repos": len(self.repos),
-                "docs_index": f"{self.split}.docs.parquet", "segments_index": f"{self.split}.segments.parquet"}
+                "docs_index": f"{self.split}.docs.parquet", "segments_index": f"{self.split}.segments.parquet",
+                "fim": fim}
+
+
+def _share(k: int, n: int) -> float | None:
+    return round(k / n, 6) if n else None
 
 
 def write_tokens(results: Iterable[ShardResult], out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike,
                  params: PackParams) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Write shard results (in input order) as the token directory, atomically; returns meta
-    (also written as meta.json, then manifest.json) and the AUDIT rows of all shards."""
+    (also written as meta.json, then manifest.json) and the AUDIT rows of all shards. With
+    `fim.unit: window` the stream passes through `WindowFim` on its way to the files."""
     tok, sid = _tokenizer(str(tokenizer_dir))
     vocab_size = tok.get_vocab_size(with_added_tokens=True)
     dtype = token_dtype(vocab_size)
-    fim_modes = {s: Counter() for s in SPLITS}
     skipped, warnings, chars, audit = Counter(), Counter(), dict.fromkeys(SPLITS, 0), []
+    window = params.fim.unit == "window"
     with atomic_path(out_dir, is_dir=True) as tmp:
-        writers = {s: _SplitWriter(tmp, s, dtype) for s in SPLITS}
+        writers = {s: _SplitWriter(tmp, s, dtype, params.seq_len) for s in SPLITS}
+        fims = {s: WindowFim(s, params.seq_len, params.fim, sid, SplitChunk) for s in SPLITS} if window else {}
         try:
             for r in results:
                 for s in SPLITS:
-                    writers[s].add(r.chunks[s])
-                    fim_modes[s].update(r.fim_modes[s])
+                    writers[s].add(fims[s].feed(r.chunks[s]) if window else r.chunks[s])
                     chars[s] += r.chars[s]
                 skipped.update(r.skipped)
                 warnings.update(r.warnings)
                 audit.extend(r.audit)
-            splits = {s: {**w.finish(params.seq_len), "chars": chars[s]} for s, w in writers.items()}
+            for s in fims:
+                writers[s].add(fims[s].finish())
+            splits = {s: {**w.finish(sid), "chars": chars[s]} for s, w in writers.items()}
         finally:
             for w in writers.values():
-                w.fh.close()
+                w.close()
         overlap = writers["train"].repos & writers["val"].repos
         if overlap:  # a caller passed inconsistent splits; never ship a leaky split
             raise ValueError(f"{len(overlap)} repositories in both splits, e.g. {sorted(overlap)[:3]}")
-        fim_stats = {}
-        for s in SPLITS:
-            n = sum(fim_modes[s].values())
-            fim_stats[s] = {"docs": n, **{m: fim_modes[s][m] for m in ("none", "psm", "spm", "msp")},
-                            "fim_share": round((n - fim_modes[s]["none"]) / n, 6) if n else None}
         meta = {
             "format": FORMAT,
             "dtype": dtype.name,
@@ -384,7 +491,8 @@ def write_tokens(results: Iterable[ShardResult], out_dir: str | os.PathLike, *, 
             "add_bos": params.add_bos,
             "special_ids": sid,
             "tokenizer_hash": tokenizer_hash(tokenizer_dir),
-            "fim": {"params": params.fim.to_dict(), "stats": fim_stats},
+            "fim": {"params": params.fim.to_dict(), "unit": params.fim.unit,
+                    "stats": {s: splits[s].pop("fim") for s in SPLITS}},
             "skipped": dict(sorted(skipped.items())),
             "warnings": dict(sorted(warnings.items())),
             "params": params.to_dict(),
@@ -405,14 +513,24 @@ def _sha256_file(p: Path) -> str:
 
 # ---------------------------------------------------------------------------- drive
 
-def _shards(docs: Iterable[Mapping[str, Any]], val: frozenset[str], shard_chars: int) -> Iterator[tuple[list, list]]:
+#: Input bytes per encoded batch when the caller gives none (runner.batch_bytes' default).
+BATCH_BYTES = 64 * 2**20
+
+
+def _batches(docs: Iterable[Mapping[str, Any]], val: frozenset[str], batch_bytes: int) -> Iterator[tuple[list, list]]:
+    """Documents in batches of about `batch_bytes` of text, each with its split and its part
+    number (consecutive documents of one repository are its parts 0, 1, ...)."""
     batch, splits, size = [], [], 0
+    last, part = None, 0
     for d in docs:
-        batch.append(d)
-        splits.append("val" if d.get("repo_id") in val else "train")
+        repo_id = d.get("repo_id")
+        part = part + 1 if repo_id == last and repo_id is not None else 0
+        last = repo_id
+        batch.append({**d, "part": part})
+        splits.append("val" if repo_id in val else "train")
         text = d.get("text")
         size += len(text) if isinstance(text, str) else 0
-        if size >= shard_chars:
+        if size >= batch_bytes:
             yield batch, splits
             batch, splits, size = [], [], 0
     if batch:
@@ -427,16 +545,16 @@ def _worker_init(threads: int) -> None:
     os.environ["RAYON_NUM_THREADS"] = str(threads)
 
 
-def _encoded(docs, val, tokenizer_dir, params, workers, shard_chars) -> Iterator[ShardResult]:
-    shards = _shards(docs, val, shard_chars)
+def _encoded(docs, val, tokenizer_dir, params, workers, batch_bytes) -> Iterator[ShardResult]:
+    batches = _batches(docs, val, batch_bytes)
     if workers <= 1:
-        # Two shards in flight on threads: encode_batch_fast releases the GIL, so one shard's
+        # Two batches in flight on threads: encode_batch_fast releases the GIL, so one batch's
         # Rust encoding overlaps the other's Python assembly and the writer.
         with ThreadPoolExecutor(max_workers=_THREADS) as ex:
             pending: deque = deque()
-            for batch, splits in shards:
+            for batch, splits in batches:
                 pending.append(ex.submit(encode_shard, batch, splits, tokenizer_dir, params))
-                if len(pending) > _THREADS:
+                if len(pending) >= _THREADS:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
@@ -446,9 +564,9 @@ def _encoded(docs, val, tokenizer_dir, params, workers, shard_chars) -> Iterator
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                              initializer=_worker_init, initargs=(threads,)) as ex:
         pending = deque()
-        for batch, splits in shards:
+        for batch, splits in batches:
             pending.append(ex.submit(encode_shard, batch, splits, str(tokenizer_dir), params))
-            if len(pending) >= 2 * workers:  # bounded: never read the whole corpus ahead
+            if len(pending) > workers:  # bounded: one batch per worker, plus the one written
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
@@ -456,17 +574,18 @@ def _encoded(docs, val, tokenizer_dir, params, workers, shard_chars) -> Iterator
 
 def pack_documents(docs: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike, *,
                    tokenizer_dir: str | os.PathLike, params: PackParams, val_repos: frozenset[str],
-                   workers: int = 1, shard_chars: int = 8_000_000) -> dict[str, Any]:
-    """Pack REPOS rows into `out_dir`; `val_repos` from `val_repo_ids`. `workers` processes
-    encode shards of about `shard_chars` characters; neither changes the output. Returns a
-    report: meta, `timing` (seconds, tokens/s) and `audit` (AUDIT rows of what was skipped)."""
+                   workers: int = 1, batch_bytes: int = BATCH_BYTES) -> dict[str, Any]:
+    """Pack REPOS rows (in input order) into `out_dir`; `val_repos` from `val_repo_ids`.
+    `workers` processes encode batches of about `batch_bytes` characters of text; neither
+    changes the output. Returns a report: meta, `timing` (seconds, tokens/s) and `audit`
+    (AUDIT rows of what was skipped)."""
     params.validate()
     check(workers >= 1, "workers", f"must be >= 1, got {workers}")
-    check(shard_chars >= 1, "shard_chars", f"must be >= 1, got {shard_chars}")
+    check(batch_bytes >= 1, "batch_bytes", f"must be >= 1, got {batch_bytes}")
     _check_sentinels(_tokenizer(str(tokenizer_dir))[1], params)
     t0 = time.perf_counter()
-    meta, audit = write_tokens(_encoded(docs, val_repos, tokenizer_dir, params, workers, shard_chars), out_dir,
-                        tokenizer_dir=tokenizer_dir, params=params)
+    meta, audit = write_tokens(_encoded(docs, val_repos, tokenizer_dir, params, workers, batch_bytes), out_dir,
+                               tokenizer_dir=tokenizer_dir, params=params)
     seconds = time.perf_counter() - t0
     total = sum(meta["splits"][s]["n_tokens"] + meta["splits"][s]["tail_tokens_dropped"] for s in SPLITS)
     chars = sum(meta["splits"][s]["chars"] for s in SPLITS)
@@ -475,21 +594,30 @@ def pack_documents(docs: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike
             "audit": audit}
 
 
-def read_repos(path: str | os.PathLike, batch_rows: int = 256) -> Iterator[dict[str, Any]]:
-    """REPOS rows of a Parquet file, streamed (only the columns packing needs)."""
-    pf = pq.ParquetFile(path)
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=["repo_id", "repo_name", "text", "files"]):
-        yield from batch.to_pylist()
+REPO_COLUMNS = ["repo_id", "repo_name", "text", "files"]
+
+
+def read_repos(path: str | os.PathLike, batch_bytes: int = BATCH_BYTES,
+               columns: Sequence[str] = REPO_COLUMNS) -> Iterator[dict[str, Any]]:
+    """REPOS rows of a Parquet file, streamed in batches of at most about `batch_bytes`."""
+    for batch in iter_batches(path, list(columns), batch_bytes=batch_bytes):
+        yield from batch.table.to_pylist()
+
+
+def repo_ids(path: str | os.PathLike) -> Iterator[str]:
+    """The repo_id of every row of a REPOS file, streamed (one row group at a time)."""
+    for _, t in iter_slices(path, ["repo_id"]):
+        yield from (r for r in t.column("repo_id").to_pylist() if isinstance(r, str))
 
 
 def pack_repos(repos_path: str | os.PathLike, out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike,
-               params: PackParams, workers: int = 1, shard_chars: int = 8_000_000) -> dict[str, Any]:
-    """`pack_documents` over a REPOS Parquet file, the split planned from its repo_id column."""
+               params: PackParams, workers: int = 1, batch_bytes: int = BATCH_BYTES) -> dict[str, Any]:
+    """`pack_documents` over a REPOS Parquet file, read in batches of about `batch_bytes`;
+    the split is planned from its repo_id column."""
     params.validate()
-    ids = pq.read_table(repos_path, columns=["repo_id"]).column("repo_id").to_pylist()
-    val = val_repo_ids((r for r in ids if isinstance(r, str)), params.val_fraction, params.split_seed)
-    return pack_documents(read_repos(repos_path), out_dir, tokenizer_dir=tokenizer_dir, params=params,
-                          val_repos=val, workers=workers, shard_chars=shard_chars)
+    val = val_repo_ids(repo_ids(repos_path), params.val_fraction, params.split_seed)
+    return pack_documents(read_repos(repos_path, batch_bytes), out_dir, tokenizer_dir=tokenizer_dir, params=params,
+                          val_repos=val, workers=workers, batch_bytes=batch_bytes)
 
 
 # ---------------------------------------------------------------------------- look up

@@ -40,10 +40,12 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from dscoder.config import Settings, check
@@ -79,8 +81,11 @@ class TokenizerParams(Settings):
     model_max_length: int = 16384
     """Written to tokenizer_config.json (16K after the long-context stage, Sec. 3.6);
     transformers 5 otherwise defaults to ~1e30."""
-    sample_chars: int = 200_000_000
-    """At most this many characters of training text (the stage's sample of the clean corpus)."""
+    sample_bytes: int = 200_000_000
+    """At most this many UTF-8 bytes of training text: a uniform sample of the training
+    repositories' files (`plan_sample`), the same whatever the order of the input."""
+    sample_seed: int = 0
+    """Salt of the per-file hash that draws the sample; change it to draw another one."""
 
     def validate(self) -> None:
         floor = 256 + len(SPECIAL_TOKENS) + 1
@@ -88,7 +93,7 @@ class TokenizerParams(Settings):
         check(self.vocab_size <= 1 << 32, "tokenizer.vocab_size", f"must fit uint32, got {self.vocab_size}")
         check(self.min_frequency >= 1, "tokenizer.min_frequency", f"must be >= 1, got {self.min_frequency}")
         check(self.model_max_length >= 1, "tokenizer.model_max_length", f"must be >= 1, got {self.model_max_length}")
-        check(self.sample_chars >= 1, "tokenizer.sample_chars", f"must be >= 1, got {self.sample_chars}")
+        check(self.sample_bytes >= 1, "tokenizer.sample_bytes", f"must be >= 1, got {self.sample_bytes}")
 
 
 def new_tokenizer() -> Tokenizer:
@@ -166,22 +171,76 @@ class _Counted:
             yield t
 
 
-def training_texts(docs: Iterable[Mapping[str, Any]], max_chars: int) -> Iterator[str]:
-    """File blocks (`text[start:end]`, header included) of REPOS rows, in order, until
-    `max_chars` characters; rows without usable spans give their whole text. Training on
-    blocks rather than whole repositories keeps each training text small."""
-    total = 0
+#: Buckets of the sample threshold (a fixed grid: the sample never depends on float order).
+SAMPLE_BUCKETS = 1 << 16
+
+
+def file_unit(seed: int, repo_id: str, path: str) -> float:
+    """A file's position in [0, 1), from (seed, repo_id, path) alone: the sample takes the
+    files below a threshold, so inclusion never depends on where or when a file is read."""
+    h = hashlib.blake2b(f"{seed}\0{repo_id}\0{path}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") / 2.0**64
+
+
+def _file_blocks(docs: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, str, str, str]]:
+    """(repo_id, path, language, block) of every file block (header included) of REPOS rows;
+    a row without usable spans gives its whole text as one block (path "", language "(none)").
+    Training on blocks rather than whole repositories keeps each training text small."""
     for doc in docs:
-        text = doc.get("text")
-        if not isinstance(text, str) or not text:
+        text, repo_id = doc.get("text"), doc.get("repo_id")
+        if not isinstance(text, str) or not text or not isinstance(repo_id, str):
             continue
-        blocks = [text[f["start"]: f["end"]] for f in _sound_files(doc)] or [text]
-        for block in blocks:
-            if total >= max_chars:
-                return
-            block = block[: max_chars - total]
-            total += len(block)
+        files = _sound_files(doc)
+        if not files:
+            yield repo_id, "", "(none)", text
+        for f in files:
+            if f["end"] > f["start"]:
+                yield repo_id, f["path"], f["language"] or "(none)", text[f["start"]: f["end"]]
+
+
+@dataclass
+class SamplePlan:
+    """Which files the tokenizer trains on: those whose `file_unit` is below `threshold`, the
+    largest grid point at which the sample stays within `sample_bytes`. Every file is equally
+    likely to be in, whatever its repository or language, so each language's share of the
+    sample is its share of the corpus up to sampling noise; `by_language` says how far."""
+
+    threshold: float
+    available: dict[str, int]
+    sampled: dict[str, int] = field(default_factory=dict)
+
+    def report(self) -> dict[str, Any]:
+        langs = sorted(self.available)
+        return {"threshold": self.threshold,
+                "bytes_available": sum(self.available.values()), "bytes_sampled": sum(self.sampled.values()),
+                "by_language": {k: {"bytes_available": self.available[k], "bytes_sampled": self.sampled.get(k, 0),
+                                    "share_sampled": round(self.sampled.get(k, 0) / self.available[k], 6)
+                                    if self.available[k] else None} for k in langs}}
+
+
+def plan_sample(docs: Iterable[Mapping[str, Any]], params: TokenizerParams) -> SamplePlan:
+    """First pass over the training rows: bytes per threshold bucket and per language."""
+    params.validate()
+    per_bucket = np.zeros(SAMPLE_BUCKETS, np.int64)
+    available: Counter = Counter()
+    for repo_id, path, lang, block in _file_blocks(docs):
+        n = len(block.encode("utf-8"))
+        per_bucket[min(int(file_unit(params.sample_seed, repo_id, path) * SAMPLE_BUCKETS), SAMPLE_BUCKETS - 1)] += n
+        available[lang] += n
+    below = np.concatenate([[0], np.cumsum(per_bucket)])  # bytes of the files under each grid point
+    k = int(np.searchsorted(below, params.sample_bytes, side="right")) - 1
+    return SamplePlan(threshold=min(k, SAMPLE_BUCKETS) / SAMPLE_BUCKETS, available=dict(available))
+
+
+def sampled_texts(docs: Iterable[Mapping[str, Any]], plan: SamplePlan, params: TokenizerParams) -> Iterator[str]:
+    """Second pass: the file blocks in the sample, in input order (counted into `plan.sampled`)."""
+    sampled: Counter = Counter()
+    grid = int(round(plan.threshold * SAMPLE_BUCKETS))
+    for repo_id, path, lang, block in _file_blocks(docs):
+        if min(int(file_unit(params.sample_seed, repo_id, path) * SAMPLE_BUCKETS), SAMPLE_BUCKETS - 1) < grid:
+            sampled[lang] += len(block.encode("utf-8"))
             yield block
+    plan.sampled = dict(sampled)
 
 
 def save_tokenizer(tok: Tokenizer, out_dir: str | os.PathLike, params: TokenizerParams,

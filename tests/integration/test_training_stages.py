@@ -76,7 +76,7 @@ def test_training_stages_end_to_end(tmp_path, prefect_harness, monkeypatch):
     monkeypatch.chdir(tmp_path)
     launch = {"launch": {"nproc_per_node": 1, "nnodes": 1}}
     _clean_repos(tmp_path / "data/clean/repos.parquet")
-    tokenizer(TokenizerParams(vocab_size=400, sample_chars=10**6), 0.2, 0)
+    tokenizer(TokenizerParams(vocab_size=400, sample_bytes=10**6), 0.2, 0)
     pack(PackParams(seq_len=32, val_fraction=0.2), RunnerSettings(workers=1))
     pretrain({**TINY, **launch})
     base = json.loads((tmp_path / "reports/pretrain.json").read_text())

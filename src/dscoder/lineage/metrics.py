@@ -111,22 +111,27 @@ def file_languages(repos: pa.Table) -> dict[str, int]:
     return dict(Counter(x or NONE for x in langs))
 
 
-def pack_by_language(segments: pa.Table, n_tokens: int) -> dict[str, dict[str, int]]:
-    """Tokens and files per language in one split's first `n_tokens` tokens (segments index)."""
-    ts = np.asarray(segments["token_start"].to_numpy(zero_copy_only=False), np.int64)
-    te = np.minimum(np.asarray(segments["token_end"].to_numpy(zero_copy_only=False), np.int64), n_tokens)
-    n = np.clip(te - ts, 0, None)
-    langs = [x or NONE for x in segments["language"].to_pylist()]
-    docs, files = segments["doc"].to_pylist(), segments["file"].to_pylist()
+def pack_by_language(segments: pa.Table | Iterable[pa.Table], n_tokens: int) -> dict[str, dict[str, int]]:
+    """Tokens and files per language in one split's first `n_tokens` tokens (segments index,
+    whole or as a stream of its row groups, in order)."""
     out: dict[str, Counter] = defaultdict(Counter)
-    seen: set[tuple[int, int]] = set()
-    for lang, k, d, f in zip(langs, n.tolist(), docs, files):
-        c = out[lang]
-        c["tokens"] += k
-        if f >= 0 and k > 0 and (d, f) not in seen:
-            seen.add((d, f))
-            c["files"] += 1
-    out[SPECIAL]["tokens"] = n_tokens - int(n.sum())
+    seen: set[int] = set()  # files of the current document (rows come document by document)
+    doc, text_tokens = None, 0
+    for part in ([segments] if isinstance(segments, pa.Table) else segments):
+        ts = np.asarray(part["token_start"].to_numpy(zero_copy_only=False), np.int64)
+        te = np.minimum(np.asarray(part["token_end"].to_numpy(zero_copy_only=False), np.int64), n_tokens)
+        n = np.clip(te - ts, 0, None)
+        text_tokens += int(n.sum())
+        langs = [x or NONE for x in part["language"].to_pylist()]
+        for lang, k, d, f in zip(langs, n.tolist(), part["doc"].to_pylist(), part["file"].to_pylist()):
+            c = out[lang]
+            c["tokens"] += k
+            if d != doc:
+                doc, seen = d, set()
+            if f >= 0 and k > 0 and f not in seen:
+                seen.add(f)
+                c["files"] += 1
+    out[SPECIAL]["tokens"] = n_tokens - text_tokens
     for c in out.values():
         c.setdefault("files", 0)
     return _sorted(out)

@@ -63,7 +63,7 @@ def project(tmp_path_factory) -> Path:
     (root / "data/clean").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=REPOS), root / CLEAN_REPOS)
     tok_dir = root / "artifacts/tokenizer"
-    params = tk.TokenizerParams(vocab_size=400, model_max_length=2048, sample_chars=100_000)
+    params = tk.TokenizerParams(vocab_size=400, model_max_length=2048, sample_bytes=100_000)
     tok, info = tk.train_tokenizer((r["text"] for r in rows), params)
     tk.save_tokenizer(tok, tok_dir, params, info)
     pack = PackParams(seq_len=16, val_fraction=0.3, fim=FimParams(rate=0.6, mode="psm", spm_share=0.5, seed=3))

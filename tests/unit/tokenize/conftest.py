@@ -57,11 +57,25 @@ def corpus() -> list[dict]:
     return docs
 
 
+def leading_blocks(docs: list[dict], max_chars: int) -> list[str]:
+    """File blocks in corpus order up to `max_chars` characters: a fixed training text, so the
+    session tokenizer (and the reference packs made with it) never changes with the sampler."""
+    out, total = [], 0
+    for doc in docs:
+        for f in doc["files"]:
+            if total >= max_chars:
+                return out
+            block = doc["text"][f["start"]: f["end"]][: max_chars - total]
+            total += len(block)
+            out.append(block)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tok_dir(corpus, tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("tok") / "tokenizer"
-    params = tk.TokenizerParams(vocab_size=800, model_max_length=2048, sample_chars=400_000)
-    tok, info = tk.train_tokenizer(tk.training_texts(corpus, params.sample_chars), params)
+    params = tk.TokenizerParams(vocab_size=800, model_max_length=2048)
+    tok, info = tk.train_tokenizer(leading_blocks(corpus, 400_000), params)
     tk.save_tokenizer(tok, d, params, info)
     return d
 
@@ -70,3 +84,9 @@ def tok_dir(corpus, tmp_path_factory) -> Path:
 def make_repo_row():
     """`repo_row` for test modules (conftest is not importable: tests/ has no packages)."""
     return repo_row
+
+
+@pytest.fixture(scope="session")
+def fixed_blocks():
+    """`leading_blocks` for test modules."""
+    return leading_blocks

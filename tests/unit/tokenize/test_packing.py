@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -41,8 +42,13 @@ def docs(corpus, make_repo_row):
     return out
 
 
-PARAMS = PackParams(seq_len=64, val_fraction=0.2, fim=FimParams(rate=0.5, spm_share=0.5))
-MSP = PackParams(seq_len=1, val_fraction=0.2, fim=FimParams(rate=0.7, mode="msp", msp_spans=4, seed=3))
+PARAMS = PackParams(seq_len=64, val_fraction=0.2, fim=FimParams(rate=0.5, spm_share=0.5, unit="document"))
+MSP = PackParams(seq_len=1, val_fraction=0.2, fim=FimParams(rate=0.7, mode="msp", msp_spans=4, seed=3, unit="document"))
+FILE = PackParams(seq_len=64, val_fraction=0.2, fim=FimParams(rate=0.5, spm_share=0.5, unit="file"))
+WINDOW = PackParams(seq_len=64, val_fraction=0.2, fim=FimParams(rate=0.5, spm_share=0.5, unit="window"))
+WINDOW_MSP = PackParams(seq_len=48, val_fraction=0.2, add_bos=False,
+                        fim=FimParams(rate=0.6, mode="msp", msp_spans=2, unit="window"))
+RUNS = {"w1": PARAMS, "msp": MSP, "file": FILE, "window": WINDOW, "window_msp": WINDOW_MSP}
 
 
 def _pack(docs, out, tok_dir, params, **kw):
@@ -52,10 +58,12 @@ def _pack(docs, out, tok_dir, params, **kw):
 
 @pytest.fixture(scope="module")
 def packed(docs, tok_dir, tmp_path_factory):
+    """Each run packed with one worker and large batches, and (`<run>.w2`) with two worker
+    processes and small batches."""
     root = tmp_path_factory.mktemp("packed")
-    _pack(docs, root / "w1", tok_dir, PARAMS, workers=1)
-    _pack(docs, root / "w2", tok_dir, PARAMS, workers=2, shard_chars=20_000)
-    _pack(docs, root / "msp", tok_dir, MSP, workers=1, shard_chars=5_000)
+    for name, params in RUNS.items():
+        _pack(docs, root / name, tok_dir, params, workers=1)
+        _pack(docs, root / f"{name}.w2", tok_dir, params, workers=2, batch_bytes=3_000 if name != "w1" else 20_000)
     return root
 
 
@@ -63,15 +71,31 @@ def _files(d):
     return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
 
 
-def test_identical_outputs_for_1_and_2_workers(packed):
-    one, two = _files(packed / "w1"), _files(packed / "w2")
+@pytest.mark.parametrize("run", list(RUNS))
+def test_identical_outputs_for_any_workers_and_batch_size(packed, run):
+    one, two = _files(packed / run), _files(packed / f"{run}.w2")
     assert set(one) == {"train.bin", "val.bin", "meta.json", "manifest.json", "train.docs.parquet",
                         "val.docs.parquet", "train.segments.parquet", "val.segments.parquet"}
     assert one == two
 
 
+def test_document_unit_reproduces_the_previous_packer(packed):
+    """The reference hashes were computed with the packer as it was before FIM units existed
+    (document-level FIM only) on this corpus and tokenizer: `unit: document` must give the
+    same token files and the same index rows."""
+    ref = json.loads((Path(__file__).parent / "assets" / "document_unit_reference.json").read_text())
+    old_doc_columns = ["doc", "repo_id", "repo_name", "fim_mode", "n_chars", "token_start", "token_end"]
+    for run, key in (("w1", "psm_spm"), ("msp", "msp")):
+        for split in ("train", "val"):
+            got = hashlib.sha256((packed / run / f"{split}.bin").read_bytes()).hexdigest()
+            assert got == ref[key][f"{split}.bin"], (run, split)
+            for idx, cols in (("docs", old_doc_columns), ("segments", None)):
+                rows = pq.read_table(packed / run / f"{split}.{idx}.parquet", columns=cols).to_pydict()
+                assert hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest() == ref[key][f"{split}.{idx}"]
+
+
 def test_no_repository_in_both_splits(packed, docs):
-    for run in ("w1", "msp"):
+    for run in RUNS:
         repos = {s: set(pq.read_table(packed / run / f"{s}.docs.parquet")["repo_id"].to_pylist()) for s in ("train", "val")}
         assert repos["train"] and repos["val"] and not repos["train"] & repos["val"]
         assert repos["train"] | repos["val"] == {d["repo_id"] for d in docs} - {"bad:empty"}
@@ -91,8 +115,8 @@ def _load(run_dir, split):
     return meta, tokens, docs, segs
 
 
-def _undo_from_tokens(ids, tok):
-    """Rebuild the rendered layout from token ids (sentinels only come from the packer)."""
+def _rendered(ids, tok):
+    """The layout as text runs and `Sentinel`s (special ids only come from the packer)."""
     names = {v: k for k, v in SPECIAL_IDS.items()}
     rendered, run = [], []
     for i in ids:
@@ -105,37 +129,70 @@ def _undo_from_tokens(ids, tok):
             run.append(int(i))
     if run:
         rendered.append(tok.decode(run))
-    return fim.undo(rendered)
+    return rendered
 
 
-@pytest.mark.parametrize("run", ["w1", "msp"])
+def _undo_stream(ids, tok, add_bos=True):
+    """Document texts of a token stream: every example <fim_begin> .. <eos> undone in place,
+    then documents cut at BOS (or at EOS without BOS), remaining EOS dropped."""
+    out, group, docs, cur = [], None, [], []
+    for x in _rendered(ids, tok):
+        if group is not None:
+            if x == "eos" and isinstance(x, Sentinel):
+                out.append(fim.undo(group))
+                group = None
+            else:
+                group.append(x)
+        elif isinstance(x, Sentinel) and x == "fim_begin":
+            group = [x]
+        else:
+            out.append(x)
+    for x in out:
+        if isinstance(x, Sentinel) and x == ("bos" if add_bos else "eos"):
+            docs.append("".join(cur))
+            cur = []
+        elif not isinstance(x, Sentinel):
+            cur.append(x)
+    return [*docs[1:], "".join(cur)] if add_bos else docs
+
+
+@pytest.mark.parametrize("run", list(RUNS))
 def test_documents_round_trip_from_packed_tokens(packed, docs, tok_dir, run):
     tok = load_tokenizer(tok_dir)
     by_id = {d["repo_id"]: d for d in docs}
     seen_modes = set()
+    add_bos = RUNS[run].add_bos
     for split in ("train", "val"):
         meta, tokens, rows, _ = _load(packed / run, split)
-        for row in rows:
-            if row["token_end"] > tokens.size:  # in the dropped tail
-                continue
+        whole = [r for r in rows if r["token_end"] <= tokens.size]
+        texts = _undo_stream(tokens, tok, add_bos)
+        assert len(texts) >= len(whole) > 0
+        for row, text in zip(whole, texts):
             ids = tokens[row["token_start"]: row["token_end"]]
-            assert ids[0] == SPECIAL_IDS["bos"] and ids[-1] == SPECIAL_IDS["eos"]
-            assert _undo_from_tokens(ids[1:-1], tok) == by_id[row["repo_id"]]["text"]
+            assert ids[-1] == SPECIAL_IDS["eos"] and (ids[0] == SPECIAL_IDS["bos"]) == add_bos
+            assert text == by_id[row["repo_id"]]["text"]
             seen_modes.add(row["fim_mode"])
-    assert seen_modes == ({"none", "psm", "spm"} if run == "w1" else {"none", "msp"})
+    expect = {"w1": {"none", "psm", "spm"}, "msp": {"none", "msp"}, "window_msp": {"none", "msp"}}.get(
+        run, {"none", "psm", "spm", "psm+spm"})
+    assert seen_modes == expect
 
 
-@pytest.mark.parametrize("run", ["w1", "msp"])
+@pytest.mark.parametrize("run", list(RUNS))
 def test_segments_are_exact(packed, docs, tok_dir, run):
     tok = load_tokenizer(tok_dir)
     by_id = {d["repo_id"]: d for d in docs}
     checked = outside = 0
     for split in ("train", "val"):
         meta, tokens, rows, segs = _load(packed / run, split)
-        covered = {}
+        n_stream = rows[-1]["token_end"]
+        covered = np.zeros(n_stream, np.int64)
+        starts = [s["token_start"] for s in segs]
+        assert starts == sorted(starts)  # the index is in stream order (locate bisects it)
         for s in segs:
-            doc = by_id[rows[s["doc"]]["repo_id"]]
-            covered[s["doc"]] = covered.get(s["doc"], 0) + s["token_end"] - s["token_start"]
+            row = rows[s["doc"]]
+            doc = by_id[row["repo_id"]]
+            assert row["token_start"] <= s["token_start"] < s["token_end"] <= row["token_end"]
+            covered[s["token_start"]: s["token_end"]] += 1
             if s["file"] >= 0:
                 f = doc["files"][s["file"]]
                 assert (s["path"], s["language"]) == (f["path"], f["language"])
@@ -145,18 +202,22 @@ def test_segments_are_exact(packed, docs, tok_dir, run):
             if s["token_end"] <= tokens.size:
                 assert tok.decode(tokens[s["token_start"]: s["token_end"]].tolist()) == doc["text"][s["char_start"]: s["char_end"]]
                 checked += 1
-        for d, row in enumerate(rows):  # every token is a segment's or an inserted special
-            n_special = {"none": 2, "psm": 5, "spm": 5, "msp": 4 + 2 * MSP.fim.msp_spans}[row["fim_mode"]]
-            assert covered.get(d, 0) + n_special == row["token_end"] - row["token_start"]
+        # every token is one segment's or an inserted special, never both, never neither
+        assert covered.max() == 1
+        kept = covered[: tokens.size]
+        assert np.isin(tokens[kept == 0], list(SPECIAL_IDS.values())).all()
+        assert not np.isin(tokens[kept == 1], list(SPECIAL_IDS.values())).any()
+        assert [r["token_start"] for r in rows[1:]] == [r["token_end"] for r in rows[:-1]]
     assert checked > 50 and outside >= 1  # gap:1 has text outside its file blocks
 
 
-def test_locate_traces_tokens_to_repo_file_and_role(packed, docs, tok_dir):
+@pytest.mark.parametrize("run", ["w1", "file", "window"])
+def test_locate_traces_tokens_to_repo_file_and_role(packed, docs, tok_dir, run):
     tok = load_tokenizer(tok_dir)
     by_id = {d["repo_id"]: d for d in docs}
     roles, partial = set(), 0
     for split in ("train", "val"):
-        index = packing.TokenIndex(packed / "w1", split)
+        index = packing.TokenIndex(packed / run, split)
         offsets = np.random.default_rng(0).integers(0, index.tokens.size, 150).tolist()
         for d, repo_id in enumerate(index.docs["repo_id"]):  # every token of the Unicode-heavy doc
             if repo_id == "test:unicode":
@@ -203,7 +264,7 @@ def test_meta_files_and_trainer_contract(packed, docs, tok_dir):
         assert (d / f"{split}.bin").stat().st_size == 2 * s["n_tokens"] == 2 * s["n_blocks"] * 64
         assert 0 <= s["tail_tokens_dropped"] < 64
         rows = pq.read_table(d / f"{split}.docs.parquet")
-        assert rows.num_rows == s["n_docs"] == meta["fim"]["stats"][split]["docs"]
+        assert rows.num_rows == s["n_docs"] == meta["fim"]["stats"][split]["units"]
         assert rows["token_end"].to_pylist()[-1] == s["n_tokens"] + s["tail_tokens_dropped"]
         blocks = TokenBlocks(d, split, 64)
         assert len(blocks) == s["n_blocks"]
@@ -215,6 +276,54 @@ def test_meta_files_and_trainer_contract(packed, docs, tok_dir):
     assert set(manifest) == {p.name for p in d.iterdir()} - {"manifest.json"}
     assert manifest["train.bin"] == hashlib.sha256((d / "train.bin").read_bytes()).hexdigest()
     assert packing.token_dtype(65536) == np.uint16 and packing.token_dtype(65537) == np.uint32
+
+
+def _complete_windows(tokens, seq_len):
+    """Windows holding <fim_begin>, a hole sentinel, <fim_end> and then EOS, in that order and
+    with no BOS/EOS/<fim_begin> between: a plain scan, separate from `fim.complete_examples`."""
+    sid = SPECIAL_IDS
+    holes = {sid["fim_hole"], *(sid[f"msp_{k}"] for k in range(16))}
+    n = 0
+    for w in range(tokens.size // seq_len):
+        state = 0  # 0: look for begin, 1: saw begin, 2: saw a hole, 3: saw end
+        for t in tokens[w * seq_len:(w + 1) * seq_len].tolist():
+            if t == sid["fim_begin"]:
+                state = 1
+            elif state in (1, 2) and t in holes:
+                state = 2
+            elif state == 2 and t == sid["fim_end"]:
+                state = 3
+            elif state == 3 and t == sid["eos"]:
+                n += 1
+                break
+            elif t in (sid["bos"], sid["eos"]) or (t == sid["fim_end"] and state != 3):
+                state = 0
+    return n
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_fim_figures_are_measured_on_the_written_tokens(packed, run):
+    meta = json.loads((packed / run / "meta.json").read_text())
+    for split in ("train", "val"):
+        stats = meta["fim"]["stats"][split]
+        tokens = np.fromfile(packed / run / f"{split}.bin", dtype=np.uint16)
+        n = _complete_windows(tokens, meta["seq_len"])
+        assert stats["windows_with_complete_example"] == n
+        assert stats["windows"] == meta["splits"][split]["n_blocks"]
+        assert stats["units"] == sum(stats[m] for m in ("none", "psm", "spm", "msp"))
+    train = meta["fim"]["stats"]["train"]
+    if RUNS[run].fim.unit == "window":
+        # every transformed window holds its example whole; about `rate` of all windows
+        assert train["examples_fit_share"] == 1.0 and train["units"] == train["windows"]
+        assert train["windows_with_complete_example"] == train["units"] - train["none"]
+        assert abs(train["complete_window_share"] - RUNS[run].fim.rate) < 0.1
+    else:
+        assert train["complete_window_share"] < 0.1  # whole files or documents rarely fit 64 tokens
+        assert 0.3 < train["units_transformed_share"] < 0.8
+    if run == "file":
+        rows = pq.read_table(packed / run / "train.docs.parquet").to_pylist()
+        assert train["units"] > len(rows)  # files, not documents, are the units
+        assert sum(r["fim_units"] for r in rows) == train["units"] - train["none"]
 
 
 def test_pack_repos_from_parquet_matches(packed, docs, tok_dir, tmp_path):

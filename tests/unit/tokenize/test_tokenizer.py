@@ -77,9 +77,9 @@ def test_autotokenizer_round_trips(auto, text):
     assert auto.decode(ids) == text  # no cleanup of spaces, no normalisation
 
 
-def test_training_and_directory_are_deterministic(corpus, tok_dir, tmp_path):
-    params = tk.TokenizerParams(vocab_size=800, model_max_length=2048, sample_chars=400_000)
-    tok, info = tk.train_tokenizer(tk.training_texts(corpus, params.sample_chars), params)
+def test_training_and_directory_are_deterministic(corpus, tok_dir, tmp_path, fixed_blocks):
+    params = tk.TokenizerParams(vocab_size=800, model_max_length=2048)
+    tok, info = tk.train_tokenizer(fixed_blocks(corpus, 400_000), params)
     digest = tk.save_tokenizer(tok, tmp_path / "again", params, info)
     assert digest == tk.tokenizer_hash(tok_dir) == tk.tokenizer_hash(tmp_path / "again")
     manifest = json.loads((tok_dir / "manifest.json").read_text())
@@ -90,10 +90,50 @@ def test_training_and_directory_are_deterministic(corpus, tok_dir, tmp_path):
         tk.tokenizer_hash(tmp_path / "again")
 
 
-def test_training_texts_respects_the_budget(corpus):
-    blocks = list(tk.training_texts(corpus, 10_000))
-    assert sum(map(len, blocks)) == 10_000
-    assert blocks[0] == corpus[0]["text"][corpus[0]["files"][0]["start"]: corpus[0]["files"][0]["end"]]
+def _sample(docs, params):
+    plan = tk.plan_sample(docs, params)
+    return plan, list(tk.sampled_texts(docs, plan, params))
+
+
+def test_sample_is_capped_and_reports_language_shares(corpus):
+    params = tk.TokenizerParams(sample_bytes=60_000, sample_seed=1)
+    plan, texts = _sample(corpus, params)
+    report = plan.report()
+    assert 0 < report["bytes_sampled"] == sum(len(t.encode()) for t in texts) <= 60_000
+    # exactly the files under the threshold, and the next grid step would pass the cap
+    files = [(tk.file_unit(1, d["repo_id"], f["path"]), len(d["text"][f["start"]: f["end"]].encode()))
+             for d in corpus for f in d["files"]]
+    assert sum(n for u, n in files if u < plan.threshold) == report["bytes_sampled"]
+    assert sum(n for u, n in files if u < plan.threshold + 1 / tk.SAMPLE_BUCKETS) > 60_000
+    assert report["bytes_available"] == sum(len(corpus[i]["text"][f["start"]: f["end"]].encode())
+                                            for i in range(len(corpus)) for f in corpus[i]["files"])
+    langs = report["by_language"]
+    assert {"python", "markdown"} <= set(langs)
+    assert sum(v["bytes_sampled"] for v in langs.values()) == report["bytes_sampled"]
+    assert all(0 <= v["share_sampled"] <= 1 for v in langs.values())
+    # uniform per file: python (most of the corpus) is sampled near the overall share
+    overall = report["bytes_sampled"] / report["bytes_available"]
+    assert abs(langs["python"]["share_sampled"] - overall) < 0.15
+    everything, _ = _sample(corpus, tk.TokenizerParams(sample_bytes=10**12))
+    assert everything.threshold == 1.0 and everything.report()["bytes_sampled"] == report["bytes_available"]
+    other, _ = _sample(corpus, tk.TokenizerParams(sample_bytes=60_000, sample_seed=2))
+    assert other.sampled != plan.sampled  # the seed draws another sample
+
+
+def test_sample_and_tokenizer_do_not_depend_on_row_order(corpus, tmp_path):
+    import random
+
+    params = tk.TokenizerParams(vocab_size=600, sample_bytes=150_000)
+    shuffled = list(corpus)
+    random.Random(3).shuffle(shuffled)
+    assert [d["repo_id"] for d in shuffled] != [d["repo_id"] for d in corpus]
+    (_, a), (_, b) = _sample(corpus, params), _sample(shuffled, params)
+    assert sorted(a) == sorted(b) and a != b  # the same files, read in another order
+    digests = []
+    for name, texts in (("a", a), ("b", b)):
+        tok, info = tk.train_tokenizer(texts, params)
+        digests.append(tk.save_tokenizer(tok, tmp_path / name, params, info))
+    assert digests[0] == digests[1]
 
 
 def test_bytes_per_token_per_language(tok, corpus):
