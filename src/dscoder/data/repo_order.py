@@ -439,6 +439,8 @@ class RepoDoc:
     edges: list[tuple[str, str]]
     """Every resolved (file, file it depends on) pair, sorted (non-code targets included)."""
     problems: list[tuple[str, str, str]] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    """The files' paths in document order."""
     """(path, language, reason) for files handled with a fallback or dropped (audit rows):
     parse_error / parse_failed / no_grammar / resolve_failed / duplicate_path."""
 
@@ -459,6 +461,7 @@ class RepoDoc:
 def build_repo_doc(
     files: Sequence[Mapping[str, str]], *, mode: str = "tree-sitter", order: str = "dependency",
     algorithm: str = DEFAULT_ALGORITHM, doc_format: str = DEFAULT_DOC_FORMAT, repo_name: str = "",
+    assemble_text: bool = True,
 ) -> RepoDoc:
     """One repository's document from its files (dicts with `path`, `language`, `content`).
 
@@ -512,7 +515,8 @@ def build_repo_doc(
     doc_order = ordering.order + sorted(p for p in lang_of if not is_code[p])
     cycles_broken = count_order_stats(doc_order, graph, lang_of, stats, count_broken=order == "dependency")
 
-    text, spans = assemble(doc_order, unique, doc_format=fmt.name, repo_name=repo_name)
+    # assemble_text=False: only the order and statistics (the caller assembles, e.g. in parts)
+    text, spans = assemble(doc_order, unique, doc_format=fmt.name, repo_name=repo_name) if assemble_text else ("", [])
     return RepoDoc(
         text=text,
         files=spans,
@@ -527,6 +531,7 @@ def build_repo_doc(
         per_language=dict(sorted(stats.items())),
         edges=sorted(edges),
         problems=problems,
+        order=doc_order,
     )
 
 

@@ -1,27 +1,37 @@
-"""repo_docs as a streaming step, and the split of a repository too large for one document.
+"""repo_docs as a streaming step, and repositories too large for one document.
 
 The step reads schemas.FILES rows in byte-bounded batches of whole repositories
-(`dscoder.data.stream`), builds each repository's document (`repo_order.build_repo_doc`) and
-writes it as soon as it is complete. A repository larger than `batch_bytes` arrives in pieces;
-its files are gathered (it is the one unit that must be seen whole to be ordered) and then
-written as several documents of at most `max_doc_bytes` each, cut at file boundaries along
-the dependency order: each part is a run of consecutive blocks of the ordered document, so
-a file's dependencies are in its own part or an earlier one, and connected files stay
-together as far as the size allows. Every part keeps the document's prefix (the repository
-line of the starcoder2 / qwen2.5 formats) and its own spans; the parts share the
-repository's `repo_id` and are numbered by `part`. Repository-level statistics (edges,
-cycles) are carried by part 0 so that sums over documents stay repository totals.
+(`dscoder.data.stream`), orders each repository (`repo_order.build_repo_doc`) and writes its
+document as soon as it is complete. Documents are assembled in parts of at most
+`max_doc_bytes` UTF-8 bytes, cut at file boundaries along the dependency order: each part is
+a run of consecutive blocks of the ordered document, so a file's dependencies are in its own
+part or an earlier one, and connected files stay together as far as the size allows. Every
+part repeats the document's prefix (the repository line of the starcoder2 / qwen2.5
+formats) and has its own spans; the parts share the repository's `repo_id` and are numbered
+by `part`. Repository-level statistics (edges, cycles) are carried by part 0, so sums over
+documents stay repository totals.
+
+A repository larger than a batch arrives in pieces. Its files are spooled to a scratch
+folder as they come, ordered from there (each file is read when its imports are extracted,
+and again when its part is assembled), so a worker holds one part, never the repository.
+Both paths run the same code on the same order, so the output does not depend on which
+one a repository took (and so not on `runner.batch_bytes`).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Sequence
 
 import pyarrow as pa
 
-from dscoder.data.repo_order import LanguageStats, RepoDocsSettings, build_repo_doc
+from dscoder.data.doc_formats import get_format
+from dscoder.data.repo_order import LanguageStats, RepoDoc, RepoDocsSettings, build_repo_doc
 from dscoder.data.step import Step, StepContext
 from dscoder.data.stream import Batch, iter_groups
 from dscoder.schemas import REPOS
@@ -29,37 +39,80 @@ from dscoder.schemas import REPOS
 _COLUMNS = ("repo_id", "repo_name", "source", "path", "language", "content")
 
 
-def split_document(row: dict[str, Any], max_doc_bytes: int) -> list[dict[str, Any]]:
-    """A REPOS row cut into rows of at most `max_doc_bytes` UTF-8 bytes (a single file
-    larger than that is a part by itself), at file-block boundaries, in order."""
-    text, spans = row["text"], row["files"]
-    if len(text.encode("utf-8")) <= max_doc_bytes or len(spans) <= 1:
-        return [{**row, "part": 0}]
-    prefix = text[: spans[0]["start"]]
-    ends = [s["start"] for s in spans[1:]] + [len(text)]
-    groups: list[list[int]] = [[]]
-    size = len(prefix.encode("utf-8"))
-    base = size
-    for i, s in enumerate(spans):
-        block = len(text[s["start"]:ends[i]].encode("utf-8"))
-        if groups[-1] and size + block > max_doc_bytes:
-            groups.append([])
-            size = base
-        groups[-1].append(i)
-        size += block
-    parts = []
-    for k, idx in enumerate(groups):
-        lo, hi = spans[idx[0]]["start"], ends[idx[-1]]
-        shift = len(prefix) - lo
-        part_spans = [{**spans[i], "start": spans[i]["start"] + shift, "end": spans[i]["end"] + shift} for i in idx]
+def assemble_parts(order: Sequence[str], files: Mapping[str, Mapping[str, str]], *, doc_format: str,
+                   repo_name: str, max_doc_bytes: int) -> Iterator[tuple[str, list[dict]]]:
+    """(text, spans) of each part: the blocks of `order` (as `repo_order.assemble` lays them
+    out) in runs of at most `max_doc_bytes` bytes; a single larger block is a part alone."""
+    fmt = get_format(doc_format)
+    prefix = fmt.prefix(repo_name)
+    base = len(prefix.encode("utf-8"))
+    pieces, spans, pos, size = [prefix], [], len(prefix), base
+    for path in order:
+        f = files[path]
+        header, content = fmt.header(path, f["language"]), f["content"]
+        gap = fmt.gap(content)
+        nbytes = len(header.encode("utf-8")) + len(content.encode("utf-8")) + len(gap.encode("utf-8"))
+        if spans and size + nbytes > max_doc_bytes:
+            yield "".join(pieces), spans
+            pieces, spans, pos, size = [prefix], [], len(prefix), base
+        spans.append({"path": path, "language": f["language"], "start": pos,
+                      "end": pos + len(header) + len(content), "header_chars": len(header)})
+        pieces += (header, content, gap)
+        pos += len(header) + len(content) + len(gap)
+        size += nbytes
+    yield "".join(pieces), spans
+
+
+def document_rows(doc: RepoDoc, files: Mapping[str, Mapping[str, str]], *, repo_id: str, repo_name: str,
+                  source: str, s: RepoDocsSettings) -> Iterator[dict[str, Any]]:
+    """The REPOS rows of an ordered repository (one per part)."""
+    for k, (text, spans) in enumerate(assemble_parts(doc.order, files, doc_format=s.doc_format,
+                                                     repo_name=repo_name, max_doc_bytes=s.max_doc_bytes)):
         first = k == 0
-        parts.append({
-            **row, "text": prefix + text[lo:hi], "files": part_spans,
-            "languages": sorted({s["language"] for s in part_spans}), "n_files": len(part_spans),
-            "edges_found": row["edges_found"] if first else 0, "edges_resolved": row["edges_resolved"] if first else 0,
-            "cycles_broken": row["cycles_broken"] if first else 0, "part": k,
-        })
-    return parts
+        yield {"repo_id": repo_id, "repo_name": repo_name, "source": source, "text": text, "files": spans,
+               "languages": sorted({sp["language"] for sp in spans}), "n_files": len(spans),
+               "edges_found": doc.edges_found if first else 0, "edges_resolved": doc.edges_resolved if first else 0,
+               "cycles_broken": doc.cycles_broken if first else 0, "part": k}
+
+
+class SpooledFile(Mapping):
+    """A file whose content waits on disk until it is read (`["content"]`)."""
+
+    def __init__(self, path: str, language: str, where: Path):
+        self._meta = {"path": path, "language": language}
+        self._where = where
+
+    def __getitem__(self, key: str) -> str:
+        if key == "content":
+            return self._where.read_text(encoding="utf-8", errors="surrogatepass")
+        return self._meta[key]
+
+    def __iter__(self):
+        return iter(("path", "language", "content"))
+
+    def __len__(self) -> int:
+        return 3
+
+
+class Spool:
+    """The files of one repository larger than a batch, on disk, in arrival order."""
+
+    def __init__(self, workdir: Path):
+        self.dir = Path(tempfile.mkdtemp(prefix="spool-", dir=workdir))
+        self.files: list[SpooledFile] = []
+        self.meta: tuple[str, str, str] | None = None
+
+    def add(self, group: pa.Table) -> None:
+        cols = group.select(list(_COLUMNS)).to_pydict()
+        if self.meta is None:
+            self.meta = (cols["repo_id"][0], cols["repo_name"][0], cols["source"][0])
+        for path, lang, content in zip(cols["path"], cols["language"], cols["content"]):
+            where = self.dir / f"{len(self.files):08d}"
+            where.write_text(content, encoding="utf-8", errors="surrogatepass")
+            self.files.append(SpooledFile(path, lang, where))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -72,38 +125,51 @@ class RepoDocsStep(Step):
     columns: ClassVar[Sequence[str]] = _COLUMNS
 
     def begin(self, ctx: StepContext) -> None:
-        ctx.state["pieces"] = []
+        ctx.state["spool"] = None
         ctx.extra["languages"] = defaultdict(LanguageStats)
 
     def process(self, batch: Batch, ctx: StepContext) -> None:
         for group, first, last in iter_groups([batch]):
             if first and last:
-                self._emit(group.to_pylist(), ctx)
+                files = group.select(list(_COLUMNS)).to_pylist()
+                self._emit(files, files[0]["repo_id"], files[0]["repo_name"], files[0]["source"], ctx)
                 continue
-            ctx.state["pieces"].append(group)  # a repository larger than a batch: gather it
+            if first:
+                ctx.state["spool"] = Spool(ctx.workdir)
+            spool: Spool = ctx.state["spool"]
+            spool.add(group)
             if last:
-                pieces, ctx.state["pieces"] = ctx.state["pieces"], []
-                ctx.count(("repos_gathered",))
-                self._emit(pa.concat_tables(pieces).to_pylist(), ctx)
+                ctx.count(("repos_spooled",))
+                try:
+                    self._emit(spool.files, *spool.meta, ctx)
+                finally:
+                    spool.remove()
+                    ctx.state["spool"] = None
 
-    def _emit(self, files: list[dict], ctx: StepContext) -> None:
+    def _emit(self, files: Sequence[Mapping[str, str]], rid: str, name: str, source: str, ctx: StepContext) -> None:
         s = self.settings
-        name, source, rid = files[0]["repo_name"], files[0]["source"], files[0]["repo_id"]
         doc = build_repo_doc(files, mode=s.mode, order=s.order, algorithm=s.algorithm, doc_format=s.doc_format,
-                             repo_name=name)
+                             repo_name=name, assemble_text=False)
+        by_path = {}
+        for f in files:
+            by_path.setdefault(f["path"], f)  # a repeated path: the first copy (build_repo_doc's rule)
         for lang, st in doc.per_language.items():
             ctx.extra["languages"][lang].add(st)
-        parts = split_document(doc.as_row(repo_id=rid, repo_name=name, source=source), s.max_doc_bytes)
-        ctx.write(parts)
+        parts = 0
+        nbytes = 0
+        for row in document_rows(doc, by_path, repo_id=rid, repo_name=name, source=source, s=s):
+            ctx.write([row])
+            parts += 1
+            nbytes += len(row["text"].encode("utf-8"))
         ctx.count(("repos",))
-        ctx.count(("documents",), len(parts))
+        ctx.count(("documents",), parts)
         ctx.count(("files",), doc.n_files)
         ctx.count(("cycles_broken",), doc.cycles_broken)
-        if len(parts) > 1:
+        if parts > 1:
             ctx.count(("repos_split",))
-            ctx.audit("split", repo_id=rid, repo_name=name, size=len(doc.text.encode("utf-8")),
-                      detail=f"{len(parts)} documents of at most {s.max_doc_bytes} bytes")
-        for path, lang, reason in doc.problems:
+            ctx.audit("split", repo_id=rid, repo_name=name, size=nbytes,
+                      detail=f"{parts} documents of at most {s.max_doc_bytes} bytes")
+        for _path, _lang, reason in doc.problems:
             ctx.count(("problems", reason))
 
     def end(self, ctx: StepContext) -> None:

@@ -56,5 +56,5 @@ def file_deps(path: str, language: str, content: str, index: RepoIndex, mode: st
 def repo_deps(files: Sequence[Mapping[str, str]], mode: str = "tree-sitter") -> list[FileDeps]:
     """`file_deps` for every file of one repository (dicts with path, language, content;
     paths unique). Resolution sees every file of the repository, whatever its language."""
-    index = RepoIndex((f["path"], f["language"], f["content"]) for f in files)
+    index = RepoIndex((f["path"], f["language"], lambda f=f: f["content"]) for f in files)
     return [file_deps(f["path"], f["language"], f["content"], index, mode) for f in files]

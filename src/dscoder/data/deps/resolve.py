@@ -19,7 +19,7 @@ import json
 import posixpath
 import re
 from collections import defaultdict
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from dscoder.data.deps.refs import Ref
 
@@ -48,14 +48,14 @@ class RepoIndex:
 
     def __init__(self, files: Iterable[tuple[str, str, str]]):
         self.language: dict[str, str] = {}
-        self.content: dict[str, str] = {}
+        self._content: dict[str, str | Callable[[], str]] = {}
         by_dir: dict[str, list[str]] = defaultdict(list)
         by_name: dict[str, list[str]] = defaultdict(list)
         by_tail2: dict[str, list[str]] = defaultdict(list)  # "parent/name" → paths
         dirs: set[str] = {""}
         for path, language, content in files:
             self.language[path] = language
-            self.content[path] = content
+            self._content[path] = content
             d = posixpath.dirname(path)
             by_dir[d].append(path)
             by_name[posixpath.basename(path)].append(path)
@@ -73,6 +73,12 @@ class RepoIndex:
                 dirs_by_name[posixpath.basename(d)].append(d)
         self.dirs = dirs
         self.dirs_by_name = {n: sorted(v, key=_depth_key) for n, v in dirs_by_name.items()}
+
+    def text(self, path: str) -> str:
+        """A file's content; read on demand when the index was given a reader (so a large
+        repository's contents need not all be held at once)."""
+        c = self._content[path]
+        return c if isinstance(c, str) else c()
 
     # ---- generic lookups ----
     def has(self, path: str | None) -> bool:
@@ -136,7 +142,7 @@ class RepoIndex:
         """(module path, folder) of every go.mod, longest module path first."""
         out = []
         for p in self.by_name.get("go.mod", ()):
-            m = re.search(r"^\s*module\s+\"?([^\s\"]+)", self.content[p], re.M)
+            m = re.search(r"^\s*module\s+\"?([^\s\"]+)", self.text(p), re.M)
             if m:
                 out.append((m.group(1), posixpath.dirname(p)))
         return sorted(out, key=lambda mp: (-len(mp[0]), mp))
@@ -146,7 +152,7 @@ class RepoIndex:
         """Crate name (with `-` as `_`) → the folder holding its lib.rs, from Cargo.toml."""
         out = {}
         for p in self.by_name.get("Cargo.toml", ()):
-            m = re.search(r"^\[package\][^\[]*?^\s*name\s*=\s*\"([^\"]+)\"", self.content[p], re.M | re.S)
+            m = re.search(r"^\[package\][^\[]*?^\s*name\s*=\s*\"([^\"]+)\"", self.text(p), re.M | re.S)
             if m:
                 out.setdefault(m.group(1).replace("-", "_"), join(posixpath.dirname(p), "src") or "")
         return out
@@ -157,7 +163,7 @@ class RepoIndex:
         out = []
         for p in self.by_name.get("composer.json", ()):
             try:
-                doc = json.loads(self.content[p])
+                doc = json.loads(self.text(p))
             except ValueError:
                 continue
             for section in ("autoload", "autoload-dev"):
@@ -176,7 +182,7 @@ class RepoIndex:
         out: dict[str, list[str]] = defaultdict(list)
         for path, lang in self.language.items():
             if lang == "csharp":
-                for ns in sorted(set(re.findall(r"^[ \t]*namespace[ \t]+([\w.]+)", self.content[path], re.M))):
+                for ns in sorted(set(re.findall(r"^[ \t]*namespace[ \t]+([\w.]+)", self.text(path), re.M))):
                     out[ns].append(path)
         return {ns: sorted(v) for ns, v in out.items()}
 
