@@ -1,7 +1,9 @@
 """The trainer under real `torchrun --nproc_per_node 2` (gloo, CPU, FSDP2).
 
-Three tiny runs (~15-20 s each on 2 shared cores): an uninterrupted one; one that stops after
-step 6 (checkpoints every 4: the resume must redo steps 5-6) and its resumption.
+Tiny runs (~15-20 s each on 2 shared cores): an uninterrupted one; one that stops after step 6
+(checkpoints every 4: the resume must redo steps 5-6) and its resumption; one rank with twice
+the gradient accumulation (the same losses); a one-rank run resumed on two ranks (DCP
+resharding); `init_from` read shard by shard into the two ranks.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def setup(tmp_path_factory):
 
 
 def run(root: Path, name: str, *overrides: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    """The trainer under torchrun with its outputs in root/name. The global batch of 8 is 2
+    micro batches of 2 on each of 2 ranks, or 4 micro batches on one rank."""
     outs = [f"{k}={root / name / k}" for k in ("checkpoint_dir", "metrics_dir", "export_dir")]
     cmd = torchrun_command(root / "cfg.json", nproc, overrides=[*outs, f"summary_path={root / name / 'summary.json'}", *overrides])
     # One thread per rank: 2 ranks on 2 cores, and the same kernels in every run.
@@ -81,6 +85,7 @@ def run(root: Path, name: str, *overrides: str, nproc: int = 2) -> subprocess.Co
 
 
 def losses(metrics_dir: Path) -> list[tuple[str, str]]:
+    """(step, loss) rows of the curve, as written."""
     rows = list(csv.reader((metrics_dir / "plots" / "metrics" / "train" / "loss.tsv").open(), delimiter="\t"))
     return [tuple(r) for r in rows[1:]]
 
@@ -175,3 +180,84 @@ def test_long_context_continues_from_the_export(setup, full_run, tmp_path):
     config = AutoConfig.from_pretrained(tmp_path / "base-16k")
     assert config.rope_parameters == {"rope_type": "linear", "factor": 4.0, "rope_theta": 100000.0}
     assert config.max_position_embeddings == 4 * 4096
+
+
+def curve(name_dir: Path) -> dict[int, float]:
+    return {int(step): float(v) for step, v in losses(name_dir / "metrics_dir")}
+
+
+@pytest.fixture(scope="module")
+def one_rank(setup):
+    proc = run(setup, "one", nproc=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return setup / "one"
+
+
+def test_one_rank_with_twice_the_accumulation_gives_the_same_losses(full_run, one_rank):
+    """The loss is normalised by the targets of the whole global batch, and the gradient
+    all-reduce is a sum: how the batch is split over ranks and micro batches changes only the
+    order of float additions."""
+    two, one = curve(full_run), curve(one_rank)
+    assert sorted(one) == sorted(two) == list(range(1, 13))
+    assert json.loads((one_rank / "summary.json").read_text())["world_size"] == 1
+    for step in two:
+        assert one[step] == pytest.approx(two[step], rel=1e-4, abs=1e-4), step
+    assert one[12] < one[1] - 0.5  # and it trained: the comparison is not between two flat lines
+
+
+def test_resuming_at_another_world_size_reshards(setup, full_run, one_rank):
+    """A one-rank run killed after step 6 (checkpoint at 4) resumed by two ranks: DCP reshards
+    model and optimizer; the data position is global, so the two ranks read on from step 5."""
+    stopped = run(setup, "reshard", "stop_after_step=6", nproc=1)
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    resumed = run(setup, "reshard", nproc=2)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "step 4 (world size 1 -> 2)" in resumed.stdout
+    got, one, two = curve(setup / "reshard"), curve(one_rank), curve(full_run)
+    assert sorted(got) == list(range(1, 13))  # no step lost or repeated
+    assert all(got[s] == one[s] for s in range(1, 5))  # the one-rank part, restored from the checkpoint
+    for step in range(5, 13):
+        assert got[step] == pytest.approx(two[step], rel=1e-4, abs=1e-4), step
+
+
+LOAD_SHARDED = """
+import json, sys
+import torch, torch.distributed as dist
+from safetensors.torch import load_file
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from dscoder.train import load_config
+from dscoder.train.distributed import init_distributed
+from dscoder.train import loop, materialize
+
+cfg = load_config(sys.argv[1], [f"init_from={sys.argv[2]}"])
+env = init_distributed("cpu")
+read = []
+original = materialize.load_hf_weights
+loop.load_hf_weights = lambda model, path: read.append(original(model, path))
+config = loop.model_config(cfg, 300)
+model = loop.build_sharded_model(cfg, config, env)
+local = sum(p.to_local().numel() for p in model.parameters())
+full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+source = load_file(f"{sys.argv[2]}/model.safetensors")
+# the gathered state lands on rank 0 only (cpu_offload)
+same = sorted(full) == sorted(source) and all(torch.equal(full[k], source[k]) for k in source) if env.rank == 0 else None
+json.dump({"read": read[0], "local": local, "total": sum(v.numel() for v in source.values()), "same": same},
+          open(f"{sys.argv[3]}/rank{env.rank}.json", "w"))
+dist.destroy_process_group()
+"""
+
+
+def test_init_from_is_read_shard_by_shard(setup, full_run, tmp_path):
+    """Two ranks load the exported model: each reads only its rows of every tensor (together
+    exactly the checkpoint), and the gathered weights equal the source's."""
+    script = tmp_path / "load.py"
+    script.write_text(LOAD_SHARDED)
+    cmd = torchrun_command(setup / "cfg.json", 2)[:-4] + [str(script), str(setup / "cfg.json"),
+                                                          str(full_run / "export_dir"), str(tmp_path)]
+    proc = subprocess.run(cmd, env=torchrun_env(2, omp_num_threads=1), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    total = ranks[0]["total"]
+    assert ranks[0]["same"] is True
+    assert [r["read"] for r in ranks] == [r["local"] for r in ranks]  # each read what it holds
+    assert sum(r["read"] for r in ranks) == total and max(r["read"] for r in ranks) < 0.55 * total

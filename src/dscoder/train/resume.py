@@ -4,8 +4,9 @@ A checkpoint is resumed only by a run whose *resume key* equals the one saved in
 every setting that changes the trained weights or the logged curve (the step budget, which the
 schedule is laid out over, included), the content hash of the token files and, with
 `init_from`, of the starting model. Settings that cannot change the result (`NEUTRAL`) and the
-paths of the outputs are left out; so is the world size, since checkpoints reshard (the
-losses of a run resumed at another world size agree to float tolerance, not bit for bit).
+paths of the outputs are left out; so are the world size and the micro batch (how the
+global batch is split), since checkpoints reshard: a run resumed on another layout agrees with
+an uninterrupted one to float tolerance, not bit for bit.
 
 No torch import: the stage layer decides before it starts torchrun.
 """
@@ -27,6 +28,7 @@ _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 NEUTRAL = frozenset({
     "log_every", "stop_after_step", "keep_checkpoints", "checkpoint_every", "checkpoint_dir", "metrics_dir",
     "export_dir", "export_dtype", "tokenizer_dir", "summary_path", "run_name",
+    "micro_batch_size",  # the split of the global batch, like the world size: float tolerance only
 })
 
 #: Files a token directory's content is read from when it carries no manifest.
