@@ -21,7 +21,11 @@ FILES = {
     "pkg/util.py": "def compute_total(items):\n    return sum(items)\n\n\nclass Ledger:\n    pass\n",
     "pkg/app.py": ("import os\nfrom pkg.util import compute_total\n\n\ndef main(values):\n"
                    "    ledger = Ledger()\n    total = compute_total(values)\n    return total\n"),
+    "web/Main.java": ("public class Main {\n    public static int twice(int x) {\n        int y = x * 2;\n"
+                      "        return y;\n    }\n}\n"),
+    "web/app.js": "function greet(name) {\n  const text = 'hi ' + name;\n  return text;\n}\n",
 }
+LANGUAGE = {"py": "python", "java": "java", "js": "javascript"}
 
 
 def _save_model(path, *, fim: bool):
@@ -32,12 +36,12 @@ def _save_model(path, *, fim: bool):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = ["<eos>", "<pad>"] + (FIM if fim else [])
+    specials = ["<eos>", "<pad>"] + (FIM + ["<bos>"] if fim else [])
     trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(list(FILES.values()) * 20, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>",
-                                   model_max_length=4096)
+                                   model_max_length=4096, **({"bos_token": "<bos>"} if fim else {}))
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
@@ -50,12 +54,13 @@ def _save_model(path, *, fim: bool):
 def _repo_row(repo_id, name, files):
     text, spans = "", []
     for path, content in files.items():
-        header = f"# {path}\n"
-        spans.append({"path": path, "language": "python", "start": len(text),
+        language = LANGUAGE[path.rsplit(".", 1)[1]]
+        header = f"{'#' if language == 'python' else '//'} {path}\n"
+        spans.append({"path": path, "language": language, "start": len(text),
                       "end": len(text) + len(header) + len(content), "header_chars": len(header)})
         text += header + content
     return {"repo_id": repo_id, "repo_name": name, "source": "test", "text": text, "files": spans,
-            "languages": ["python"], "n_files": len(files), "edges_found": 0, "edges_resolved": 0,
+            "languages": sorted({LANGUAGE[p.rsplit(".", 1)[1]] for p in files}), "n_files": len(files), "edges_found": 0, "edges_resolved": 0,
             "cycles_broken": 0}
 
 
@@ -93,7 +98,8 @@ def workdir(tmp_path_factory):
 
 
 def _run(d, model, section):
-    from stages.evaluate import EvaluateSettings, evaluate
+    from dscoder.eval.settings import EvaluateSettings
+    from stages.evaluate import evaluate
 
     s = build(EvaluateSettings, section, "evaluate")
     evaluate(model, s, models_dir=d / "models", repos_path=d / "repos.parquet", tokens_dir=d / "tokens",
@@ -104,7 +110,7 @@ def _run(d, model, section):
 def test_evaluate_flow_report_and_contamination(workdir, prefect_harness):
     from dscoder.eval.fim_infill import humaneval_fim_tasks
     from dscoder.eval.humaneval import load_humaneval
-    from stages.evaluate import seeded_sample
+    from dscoder.eval.benchmarks import seeded_sample
 
     r = _run(workdir, "tiny", {
         "allow_execution": True, "device": "cpu", "humaneval_limit": 4, "max_new_tokens": 8, "batch_size": 4,
@@ -134,9 +140,13 @@ def test_evaluate_flow_report_and_contamination(workdir, prefect_harness):
     fim = b["humaneval_fim"]
     assert fim["n"] == 12 and fim["contamination"]["clean_n"] == 12 - dirty
 
-    assert b["repo_fim"]["n"] >= 2 and b["repo_fim"]["repos"] == 1 and "python" in b["repo_fim"]["per_language"]
+    rf = b["repo_fim"]
+    assert rf["n"] == 2 * 4 and rf["repos"] == 1 and rf["source"] == "held-out repositories"
+    assert {k: v["n"] for k, v in rf["per_language"].items()} == {"python": 4, "java": 2, "javascript": 2}
     cf = b["crossfile"]
-    assert cf["n"] >= 1 and set(cf["in_file"]) == set(cf["bm25"]) == {"exact_match", "edit_similarity"}
+    metrics = {"exact_match", "edit_similarity", "identifier_exact_match", "identifier_f1", "per_language"}
+    assert cf["n"] >= 1 and set(cf["in_file"]) == set(cf["bm25"]) == metrics
+    assert 0.0 <= cf["bm25"]["edit_similarity"] <= 100.0
     assert b["perplexity"]["tokens"] == 2 * 15 and b["perplexity"]["perplexity"] > 1.0
     assert r["summary"]["humaneval"] == {"pass@1": he["pass@1"], "clean_pass@1": c["clean"]["pass@1"]}
 
@@ -154,13 +164,16 @@ def test_evaluate_skips_with_notes(workdir, prefect_harness):
 @pytest.mark.parametrize("section, name", [
     ({"benchmarks": ["humaneval", "nope"]}, "evaluate.benchmarks"),
     ({"sandbox": {"workers": 0}}, "evaluate.sandbox.workers"),
+    ({"sandbox": {"max_output_bytes": 0}}, "evaluate.sandbox.max_output_bytes"),
+    ({"fim": {"path": "/nonexistent.jsonl"}}, "evaluate.fim.path"),
+    ({"mbpp_shots": 4}, "evaluate.mbpp_shots"),
     ({"fim": {"repo_tasks_per_file": 0}}, "evaluate.fim.repo_tasks_per_file"),
     ({"num_samples": 4}, "evaluate.temperature"),
     ({"ks": [2]}, "evaluate.ks"),
     ({"humaneval_limt": 3}, "evaluate.humaneval_limt"),
 ])
 def test_settings_name_the_bad_parameter(section, name):
-    from stages.evaluate import EvaluateSettings
+    from dscoder.eval.settings import EvaluateSettings
 
     with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
         build(EvaluateSettings, section, "evaluate")

@@ -1,14 +1,21 @@
-"""Single-line infilling (RECIPE.md §3, paper Sec. 4.2, after InCoder/SantaCoder): every line
-of a reference solution is masked in turn; the model sees the rest in PSM order and must
-produce the line; the metric is line exact match."""
+"""Single-line infilling (RECIPE.md §3, paper Sec. 4.2, after InCoder/SantaCoder): a line of
+code is masked; the model sees the rest in PSM order and must produce the line; the metric is
+line exact match. Sec. 4.2 evaluates Python, Java and JavaScript: tasks come from a benchmark
+file when one is given (JSONL: prefix, suffix, middle, language[, task_id]), else from the
+held-out repositories' files in those languages, and from HumanEval's canonical solutions."""
 
 from __future__ import annotations
 
+import os
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from dscoder.eval.generate import GenerationConfig, generate_completions
+
+
+FIM_LANGUAGES = ("python", "java", "javascript")  # Sec. 4.2
 
 
 @dataclass(frozen=True)
@@ -56,17 +63,41 @@ def humaneval_fim_tasks(problems) -> list[FimTask]:
 
 
 def repo_fim_tasks(files: Iterable[tuple[str, str, str]], *, per_file: int = 5,
-                   seed: int = 0) -> list[FimTask]:
-    """From held-out repository files (path, language, text): up to `per_file` non-blank
-    lines per file, chosen with a seeded RNG (same inputs and seed, same tasks)."""
+                   seed: int = 0, languages: Sequence[str] = FIM_LANGUAGES) -> list[FimTask]:
+    """From held-out repository files (path, language, text) in `languages`: up to
+    `per_file` lines of more than 3 characters per file, chosen with a seeded RNG (same
+    inputs and seed, same tasks)."""
     tasks = []
     for path, language, text in files:
+        if language not in languages:
+            continue
         rows = text.split("\n")
         candidates = [i for i, r in enumerate(rows) if len(r.strip()) > 3]
         rng = random.Random(f"{seed}:{path}")
         chosen = sorted(rng.sample(candidates, min(per_file, len(candidates))))
         tasks += mask_each_line(path, text, language=language, lines=chosen)
     return tasks
+
+
+def load_fim_tasks(path: str | os.PathLike) -> tuple[list[FimTask], Counter]:
+    """Single-line infilling tasks from a JSONL file (prefix, suffix, middle or
+    canonical_solution, language, optional task_id); rows missing a field are counted."""
+    from dscoder.eval.humaneval import read_jsonl
+
+    tasks, skipped = [], Counter()
+    for i, row in enumerate(read_jsonl(path, skipped)):
+        try:
+            middle = row.get("middle", row.get("canonical_solution"))
+            task = FimTask(str(row.get("task_id", f"fim/{i}")), str(row["prefix"]),
+                           str(row["suffix"]), str(middle).rstrip("\n"), str(row["language"]))
+        except (KeyError, TypeError, AttributeError):
+            skipped["bad row"] += 1
+            continue
+        if middle is None or "\n" in task.target:
+            skipped["not a single line"] += 1
+            continue
+        tasks.append(task)
+    return tasks, skipped
 
 
 def fim_prompt(task: FimTask, sentinels: FimSentinels = FimSentinels()) -> str:

@@ -84,6 +84,25 @@ class _StopOnSequences:
                             dtype=torch.bool, device=input_ids.device)
 
 
+def encode_prompts(tokenizer, prompts: Sequence[str], max_tokens: int | None = None):
+    """Left-padded (ids, mask) for prompts encoded as training documents are: BOS first
+    (when the tokenizer has one), then the text; a prompt over `max_tokens` loses tokens
+    from its start, never its BOS."""
+    bos = tokenizer.bos_token_id
+    rows = []
+    for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]:
+        if bos is not None and ids[:1] == [bos]:
+            ids = ids[1:]  # a chat template that wrote BOS itself
+        keep = None if max_tokens is None else max_tokens - (bos is not None)
+        ids = ids[len(ids) - keep:] if keep is not None and len(ids) > keep else ids
+        rows.append(([bos] if bos is not None else []) + ids)
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+    return ids, mask
+
+
 @torch.no_grad()
 def generate_completions(model, tokenizer, prompts: Sequence[str], config: GenerationConfig,
                          *, stop: Sequence[str] = ()) -> list[list[str]]:
@@ -98,10 +117,7 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], config: Gener
     out: list[list[str]] = []
     for b, start in enumerate(range(0, len(prompts), config.batch_size)):
         batch = list(prompts[start:start + config.batch_size])
-        enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        if config.max_prompt_tokens is not None:
-            ids, mask = ids[:, -config.max_prompt_tokens:], mask[:, -config.max_prompt_tokens:]
+        ids, mask = encode_prompts(tokenizer, batch, config.max_prompt_tokens)
         ids, mask = ids.to(device), mask.to(device)
         kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                       num_return_sequences=config.num_samples)

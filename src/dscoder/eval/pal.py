@@ -1,5 +1,7 @@
-"""Program-aided math (RECIPE.md §3, paper Sec. 4.4, PAL): the model writes Python that prints
-the answer; the program runs in the sandbox and its last printed number is compared."""
+"""Program-aided math (RECIPE.md §3, paper Sec. 4.4, PAL): few-shot program-of-thought — the
+model completes `def solution():` after three worked examples (PAL_SHOTS); the function runs
+in the sandbox followed by `print(solution())` and the last printed number is compared with
+the reference answer. Instruct models are asked for a program that prints the answer."""
 
 from __future__ import annotations
 
@@ -13,12 +15,31 @@ from typing import Sequence
 from dscoder.eval.humaneval import extract_code
 from dscoder.eval.sandbox import SandboxConfig, run_programs
 
-PAL_TEMPLATE = (
-    "# Write Python code that solves the question and prints the final answer.\n"
-    "# Question: Tom has 3 apples and buys 2 bags of 4 apples. How many apples does he have?\n"
-    "apples = 3 + 2 * 4\nprint(apples)\n\n"
-    "# Question: {question}\n")
-PAL_STOP = ("\n# Question:", "\n\n\n")
+# Program-of-thought prompt after PAL (Gao et al. 2022): worked GSM8K-style questions, each
+# answered by a `solution()` whose variables name the quantities and which returns the
+# answer; the harness appends `print(solution())` to the model's function.
+PAL_SHOTS = (
+    ("Olivia has $23. She bought five bagels for $3 each. How much money does she have left?",
+     "    money_initial = 23\n    bagels = 5\n    bagel_cost = 3\n"
+     "    money_spent = bagels * bagel_cost\n    money_left = money_initial - money_spent\n"
+     "    result = money_left\n    return result\n"),
+    ("Michael had 58 golf balls. On tuesday, he lost 23 golf balls. On wednesday, he lost 2 "
+     "more. How many golf balls did he have at the end of wednesday?",
+     "    golf_balls_initial = 58\n    golf_balls_lost_tuesday = 23\n"
+     "    golf_balls_lost_wednesday = 2\n"
+     "    golf_balls_left = golf_balls_initial - golf_balls_lost_tuesday - "
+     "golf_balls_lost_wednesday\n    result = golf_balls_left\n    return result\n"),
+    ("There were nine computers in the server room. Five more computers were installed each "
+     "day, from monday to thursday. How many computers are now in the server room?",
+     "    computers_initial = 9\n    computers_per_day = 5\n    num_days = 4\n"
+     "    computers_added = computers_per_day * num_days\n"
+     "    computers_total = computers_initial + computers_added\n    result = computers_total\n"
+     "    return result\n"),
+)
+PAL_QUESTION = 'def solution():\n    """{question}"""\n'
+PAL_TEMPLATE = "".join(PAL_QUESTION.format(question=q) + code + "\n\n" for q, code in PAL_SHOTS) \
+    + PAL_QUESTION
+PAL_STOP = ("\ndef ", "\n\n\n", "\nprint(", "\nif __name__")
 _NUMBER = re.compile(r"-?\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?|-?\.\d+")
 
 
@@ -66,13 +87,21 @@ def pal_prompt(problem: MathProblem, template: str = PAL_TEMPLATE) -> str:
     return template.format(question=problem.question)
 
 
+def pal_program(problem: MathProblem, completion: str, *, chat: bool = False) -> str:
+    """What runs: a chat answer's code as it is; a base model's body under the prompt's
+    `def solution():` header, then the call that prints the answer."""
+    if chat:
+        return extract_code(completion)
+    return PAL_QUESTION.format(question=problem.question) + completion + "\n\nprint(solution())\n"
+
+
 def evaluate_pal(problems: Sequence[MathProblem], completions: Sequence[str], *,
                  config: SandboxConfig | None = None, chat: bool = False,
                  tolerance: float = 1e-4, allow_execution: bool = False) -> dict:
     """Accuracy of the programs' printed answers; executes model code (opt-in)."""
     if len(problems) != len(completions):
         raise ValueError("problems and completions differ in length")
-    programs = [extract_code(c) if chat else c for c in completions]
+    programs = [pal_program(p, c, chat=chat) for p, c in zip(problems, completions)]
     results = run_programs(programs, config, allow_execution=allow_execution)
     correct, statuses, per_item = 0, Counter(), {}
     for p, r in zip(problems, results):

@@ -130,16 +130,16 @@ class SandboxConfig:
                     "max_open_files", "max_output_bytes", "workers"]
         for name in positive:
             if not getattr(self, name) > 0:
-                raise ValueError(f"SandboxConfig.{name} must be > 0, got {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.cpu_s is not None and self.cpu_s <= 0:
-            raise ValueError(f"SandboxConfig.cpu_s must be > 0 or None, got {self.cpu_s!r}")
+            raise ValueError(f"cpu_s must be > 0 or None, got {self.cpu_s!r}")
         if self.isolation not in ("auto", "namespaces", "basic"):
-            raise ValueError(f"SandboxConfig.isolation must be auto|namespaces|basic, "
+            raise ValueError(f"isolation must be auto|namespaces|basic, "
                              f"got {self.isolation!r}")
         if not 0 < self.uid_base < 2**32 - 2 - 65536:
-            raise ValueError(f"SandboxConfig.uid_base out of range: {self.uid_base!r}")
+            raise ValueError(f"uid_base out of range: {self.uid_base!r}")
         if self.python is not None and not os.access(self.python, os.X_OK):
-            raise ValueError(f"SandboxConfig.python is not executable: {self.python!r}")
+            raise ValueError(f"python is not executable: {self.python!r}")
         return self
 
 

@@ -1,14 +1,13 @@
-"""Cross-file completion points, BM25 retrieval, metrics."""
+"""Cross-file completion points, BM25 retrieval (bm25s), and prompts; the metrics themselves
+are checked in test_eval_code_metrics.py."""
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
-
-from dscoder.eval.bm25 import BM25, code_tokens
 from dscoder.eval.crossfile import (
+    code_tokens,
     completion_points,
+    crossfile_prompts,
     defined_names,
-    edit_similarity,
     evaluate_crossfile,
     fit_prompt,
     retrieve_context,
@@ -28,6 +27,10 @@ def test_defined_names():
     assert defined_names(GEOM, "python") == {"circle_area", "Polygon"}
     assert defined_names("def (:", "python") == set()
     assert "makeThing" in defined_names("export function makeThing() {}", "javascript")
+    java = "class Shop {\n  int total(int a) { return a; }\n  String name;\n}\n"
+    assert {"Shop", "total", "name"} <= defined_names(java, "java")
+    assert defined_names("func Run() {}\ntype Box struct{}\n", "go") >= {"Run", "Box"}
+    assert defined_names("anything", "no-such-language") == set()
 
 
 def test_completion_points_use_other_files():
@@ -48,8 +51,8 @@ def test_bm25_ranks_the_defining_file_first(tiny_lm):
     assert ctx.startswith("# the below code fragment can be found in: geom.py")
     assert "main.py" not in ctx
     assert len(tok(retrieve_context(point, REPO, tok, max_tokens=40))["input_ids"]) <= 40
-    bm = BM25([code_tokens("alpha beta"), code_tokens("gamma"), code_tokens("beta beta")])
-    assert bm.top(code_tokens("beta"), 3)[-1] == 1
+    assert code_tokens("getUserName(max_len, 42)") == ["getusername", "get", "user", "name",
+                                                       "max_len", "max", "len", "42"]
 
 
 def test_fit_prompt_keeps_context_and_the_end_of_the_prefix(tiny_lm):
@@ -60,19 +63,26 @@ def test_fit_prompt_keeps_context_and_the_end_of_the_prefix(tiny_lm):
     assert len(tok(out)["input_ids"]) <= 120
 
 
-@given(st.text(max_size=12), st.text(max_size=12))
-def test_edit_similarity_bounds(a, b):
-    s = edit_similarity(a, b)
-    assert 0.0 <= s <= 1.0 and (s == 1.0) == (a == b)
-    assert s == edit_similarity(b, a)
-
-
 def test_score_and_evaluate(tiny_lm):
     points = completion_points([("r", REPO)], per_file=2)
-    perfect = score([p.target + "\nrest" for p in points], points)
-    assert perfect["exact_match"] == 1.0 and perfect["edit_similarity"] == 1.0
-    assert edit_similarity("kitten", "sitting") == 1 - 3 / 7
+    perfect = score([p.target.strip() + "  # same\nrest()" for p in points], points)
+    assert perfect["exact_match"] == 1.0 and perfect["edit_similarity"] == 100.0
+    assert perfect["identifier_exact_match"] == 1.0 and perfect["identifier_f1"] == 1.0
+    assert perfect["per_language"]["python"]["n"] == len(points)
     model, tok = tiny_lm
     out = evaluate_crossfile(model, tok, {"r": REPO}, points, max_new_tokens=4,
                              max_prompt_tokens=256, retrieved_tokens=64)
     assert set(out) == {"in_file", "bm25"} and out["bm25"]["n"] == len(points)
+    assert 0.0 <= out["bm25"]["edit_similarity"] <= 100.0
+
+
+def test_prompts_fit_the_budget(tiny_lm):
+    _, tok = tiny_lm
+    points = completion_points([("r", REPO)], per_file=2)
+    in_file = crossfile_prompts(tok, {"r": REPO}, points, "in_file", max_prompt_tokens=60,
+                                max_new_tokens=10, retrieved_tokens=30)
+    bm25 = crossfile_prompts(tok, {"r": REPO}, points, "bm25", max_prompt_tokens=60,
+                             max_new_tokens=10, retrieved_tokens=30)
+    for a, b in zip(in_file, bm25):
+        assert len(tok(b, add_special_tokens=False)["input_ids"]) <= 60 - 10 - 1  # BOS kept
+        assert b.endswith(a[-20:]) and ("can be found in" in b or a == b)

@@ -78,3 +78,19 @@ def test_generate_for_problems_end_to_end(tiny_lm, chat_tokenizer):
     assert report.pass_at_k == {"pass@1": 0.0}  # a random model solves nothing
     _, chat = generate_for_problems(model, chat_tokenizer, problems[:1], cfg)
     assert chat
+
+
+def test_prompts_are_encoded_bos_first_like_training_documents(tiny_lm):
+    from dscoder.eval.generate import encode_prompts
+
+    _, tok = tiny_lm
+    tok = tok.__class__(tokenizer_object=tok.backend_tokenizer, eos_token="<eos>", pad_token="<pad>",
+                        bos_token="<eos>")  # any single-token BOS will do
+    bos = tok.bos_token_id
+    plain = tok(["def f", "x"], add_special_tokens=False)["input_ids"]
+    ids, mask = encode_prompts(tok, ["def f", "x"])
+    rows = [r[m.bool()].tolist() for r, m in zip(ids, mask)]
+    assert rows == [[bos] + plain[0], [bos] + plain[1]]
+    assert mask[1].tolist() == [0] * (len(plain[0]) - len(plain[1])) + [1] * (len(plain[1]) + 1)
+    cut, _ = encode_prompts(tok, ["def f"], max_tokens=2)  # cut from the left, BOS stays
+    assert cut[0].tolist() == [bos, plain[0][-1]]

@@ -95,3 +95,24 @@ def test_pass_at_k_edges():
     assert mean_pass_at_k([(2, 1), (2, 2)], [1, 2, 5]) == {"pass@1": 0.75, "pass@2": 1.0}
     with pytest.raises(ValueError):
         pass_at_k(3, 4, 1)
+
+
+def test_mbpp_prompt_is_three_shot(tmp_path):
+    from dscoder.eval.humaneval import MBPP_SHOTS
+
+    rows = [{"task_id": 4, "text": "A worked example.", "code": "x = 1", "test_list": ["assert x == 1"]},
+            {"task_id": 11, "text": "Return one.", "code": "def one():\n    return 1",
+             "test_list": ["assert one() == 1"], "test_setup_code": "import math"}]
+    path = tmp_path / "mbpp.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (p,), skipped = load_mbpp(path)
+    assert skipped == {"few-shot example": 1}  # task 4 is one of the three shots
+    assert p.prompt.count("[BEGIN]") == 4 and p.prompt.count("[DONE]") == 3
+    assert p.prompt.index(MBPP_SHOTS[2][1]) < p.prompt.index("Return one.")
+    assert p.prompt.endswith("Your code should pass these tests:\n\nassert one() == 1\n[BEGIN]\n")
+    (zero,), _ = load_mbpp(path, shots=0, task_ids=[11])
+    assert zero.prompt.startswith("You are an expert Python programmer") and "[DONE]" not in zero.prompt
+    program, tests = program_for(p, "def one():\n    return math.floor(1.5)\n")
+    assert program.startswith("import math") and tests.startswith("import math")
+    assert evaluate_completions([p], [["def one():\n    return math.floor(1.5)\n"]],
+                                allow_execution=True).pass_at_k["pass@1"] == 1.0
