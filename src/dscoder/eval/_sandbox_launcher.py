@@ -41,6 +41,7 @@ PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
 # `math` without importing it): standard library only, never anything with side effects.
 SAFE_MODULES = frozenset(sys.stdlib_module_names) - {"antigravity", "this", "idlelib", "turtle",
                                                      "tkinter", "turtledemo", "webbrowser"}
+BUILTIN_NAMES = frozenset(dir(__builtins__))
 
 _libc = None
 
@@ -338,15 +339,17 @@ def judge(cfg, tests_fd, calls_w, answers_r, status_fd):
         os._exit(1)
     _, callables, modules = ready
     g = {"__name__": "__main__", "__builtins__": builtins}
-    for alias, name in dict(modules).items():
-        if str(name).partition(".")[0] in SAFE_MODULES:
-            try:
-                g[str(alias)] = importlib_import(str(name))
-            except ImportError:
-                pass
-    for name in callables:
-        g[str(name)] = Remote(str(name), calls_w, answers_r)
     try:
+        for alias, name in dict(modules).items():
+            if str(name).partition(".")[0] in SAFE_MODULES:
+                try:
+                    g[str(alias)] = importlib_import(str(name))
+                except ImportError:
+                    pass
+        for name in callables:
+            # The program's own `abs` or `len` would judge the tests' comparisons: never.
+            if str(name) not in BUILTIN_NAMES:
+                g[str(name)] = Remote(str(name), calls_w, answers_r)
         exec(compile(tests, "<tests>", "exec"), g)
     except BaseException as e:
         report_exception(e, skip=1)

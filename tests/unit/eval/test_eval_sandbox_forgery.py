@@ -281,3 +281,13 @@ def test_speaking_the_judge_protocol_with_a_fake_ready(mode):
     os._exit(0)
     """, mode)
     assert not r.passed
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_shadowing_the_builtins_the_tests_compare_with(mode):
+    # In one interpreter a program's `abs` would be the tests' `abs`; the judge keeps its own.
+    program = ("def f():\n    return 5\n\ndef abs(x):\n    return 0\n\n"
+               "def isinstance(*a):\n    return True\n\nlen = lambda x: 3\n")
+    tests = "assert abs(f() - 2) < 1e-9\nassert isinstance(f(), str)\nassert len([f()]) == 3\n"
+    r = run_program(program, SandboxConfig(isolation=mode), tests=tests, allow_execution=True)
+    assert r.status == "failed" and "AssertionError" in r.stderr

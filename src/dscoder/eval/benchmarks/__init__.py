@@ -23,10 +23,6 @@ from typing import Any, Sequence
 from dscoder.eval import contamination as contam
 from dscoder.eval.settings import EvaluateSettings
 
-CODE_LANGUAGES = ("python", "java", "javascript", "typescript", "c", "cpp", "csharp", "go", "rust",
-                  "php", "ruby", "shell", "cython", "kotlin", "scala", "swift", "lua")
-
-
 @dataclass
 class Context:
     """What every benchmark may use: the model, the settings and the stage's inputs."""
@@ -162,14 +158,14 @@ def count_by(values) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def heldout_files(repos_path: Path, tokens_dir: Path,
-                  languages=CODE_LANGUAGES) -> dict[str, list[tuple[str, str, str]]]:
-    """Code files of the held-out repositories (pack's validation split), per repository
-    name: [(path, language, content)] in document order."""
+def heldout_files(repos_path: Path, tokens_dir: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """Code files (every language but prose and config) of the held-out repositories (pack's
+    validation split), per repository name: [(path, language, content)] in document order."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
+    from dscoder.data.languages import NON_CODE
     from dscoder.data.repo_blocks import block_content
 
     ids = list(dict.fromkeys(pq.read_table(tokens_dir / "val.docs.parquet", columns=["repo_id"])
@@ -179,7 +175,7 @@ def heldout_files(repos_path: Path, tokens_dir: Path,
     out: dict[str, list[tuple[str, str, str]]] = {}
     for row in table.to_pylist():
         files = [(f["path"], f["language"], block_content(row["text"], f)) for f in row["files"]
-                 if f["language"] in languages]
+                 if f["language"] not in NON_CODE]
         if files:
             out[row["repo_name"]] = files
     return dict(sorted(out.items()))
