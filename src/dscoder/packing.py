@@ -10,38 +10,56 @@ Output directory (the trainer's contract, see dscoder.train.data):
                        dropped from the file and counted in meta (`tail_tokens_dropped`).
   meta.json            dtype, vocab_size, seq_len, train_tokens / val_tokens (tokens in the
                        files), per split n_tokens, n_blocks, n_docs, n_repos; special ids;
-                       FIM params and counts; skipped documents by reason; tokenizer_hash.
-  {split}.docs.parquet one row per document, in stream order: doc, repo_id, repo_name,
-                       fim_mode, n_chars, token_start, token_end (its BOS..EOS span).
+                       FIM params and, per split, FIM figures (below); skipped documents by
+                       reason; tokenizer_hash.
+  {split}.docs.parquet one row per document, in stream order: doc, repo_id, repo_name, part
+                       (its number among its repository's documents), fim_mode (the modes
+                       of its transformed units joined by "+", or "none"), fim_units (how
+                       many), n_chars, token_start, token_end (its BOS..EOS span).
   {split}.segments.parquet
                        one row per run of tokens that encodes one character range of one
                        file inside one FIM piece: doc, file (index into the REPOS row's
                        `files`, -1 for text outside any file block), path, language, role
                        (whole, prefix, middle, suffix, or MSP context/span), span (MSP number,
                        else -1), char_start, char_end (in the original document text),
-                       token_start, token_end (in the split's stream). Tokens not covered are
-                       BOS, EOS and FIM sentinels. `TokenIndex.locate` does the lookup.
+                       token_start, token_end (in the split's stream), in stream order.
+                       Tokens not covered are BOS, EOS and FIM sentinels. `TokenIndex.locate`
+                       does the lookup.
   manifest.json        sha256 of every other file, written last.
 
 Index positions refer to the stream before the tail is cut, so rows past `n_tokens` describe
 dropped tokens.
 
+FIM (`fim.unit`, see dscoder.fim): `document` and `file` lay a document out before encoding;
+`window` rearranges packed windows on their way to the files (dscoder.fim_windows). The FIM
+figures per split: `units` and their modes, `units_transformed_share`, `examples` (whole in
+the kept tokens) and `examples_fit_share` (those inside one window, from the packer's own
+positions), and `complete_window_share`: the share of windows of the written token file that
+hold a complete example, found by `fim.complete_examples` scanning the file itself.
+
 Documents keep their input order (the trainer shuffles blocks, dscoder.train.data). Each
-document becomes [BOS] + layout + [EOS] (BOS if `add_bos`), where the layout is `fim.transform`'s: its
-pieces are cut further at file boundaries and each resulting segment is encoded on its own
-(one batched `encode_batch_fast` per shard), which makes every span exact and lets the index
-be built without per-token work. Encoding file by file changes tokenization only where a
-pre-token would straddle two files (file blocks normally end with a newline, which the
-byte-level pre-tokeniser never merges with what follows).
+document becomes [BOS] + layout + [EOS] (BOS if `add_bos`): its pieces are cut further at
+file boundaries and each resulting segment is encoded on its own (batched
+`encode_batch_fast`), which makes every span exact and lets the index be built without
+per-token work. Encoding file by file changes tokenization only where a pre-token would
+straddle two files (file blocks normally end with a newline, which the byte-level
+pre-tokeniser never merges with what follows).
 
 Train/validation split by repository: a repository goes to validation when
 blake2b(split_seed, repo_id) as a fraction of 2^64 is below `val_fraction`, so one repository
-never lands in both. With at least two repositories and 0 < val_fraction < 1, the split is
-then forced non-empty on both sides (the smallest hash moves to val, the largest to train).
+never lands in both, even when repo_docs split it into several documents (consecutive rows
+with one repo_id; their part numbers 0, 1, ... enter the FIM draws). With at least two
+repositories and 0 < val_fraction < 1, the split is then forced non-empty on both sides (the
+smallest hash moves to val, the largest to train).
 
-Determinism: FIM choices depend on (fim.seed, repo_id), encoding is per segment, and shard
-results are written in input order, so outputs are byte-identical for any number of worker
-processes and any shard size.
+Memory: the input is read in batches of about `batch_bytes` (encoded in batches of at most
+ENCODE_BATCH_CHARS characters, a bounded number in flight), and the token files and index are
+written as batches come; the writer holds counts, one window of pending tokens (window unit)
+and the repository ids (for the split and the leak check), never a split or the corpus.
+
+Determinism: FIM choices depend on (fim.seed, unit key), encoding is per segment, windows are
+cut from the stream in order, and batch results are written in input order, so outputs are
+byte-identical for any number of worker processes and any batch size.
 """
 
 from __future__ import annotations
@@ -224,7 +242,7 @@ def _layout(text: str, repo_id: str, part: int, files: Sequence[Mapping[str, Any
     return [], [fimlib.Piece("whole", 0, len(text))]  # window: FIM comes after packing
 
 
-def _token_chars(ids: Sequence[int], piece: str, char_start: int, nbytes: np.ndarray) -> np.ndarray:
+def _token_chars(ids: np.ndarray, piece: str, char_start: int, nbytes: np.ndarray) -> np.ndarray:
     """For each token of an encoded piece, the character (document coordinates) where it ends,
     or -1 when it ends inside a multi-byte character."""
     raw = np.frombuffer(piece.encode("utf-8"), np.uint8)
@@ -288,7 +306,7 @@ def encode_shard(docs: Sequence[Mapping[str, Any]], splits: Sequence[str], token
         planned.append((split, doc, files, modes, layout))
         chars[split] += len(text)
 
-    encs = tok.encode_batch_fast(texts, add_special_tokens=False) if texts else []
+    encs = _encode(tok, texts)
     out = {s: _ChunkBuilder(window) for s in SPLITS}
     for split, doc, files, modes, layout in planned:
         b = out[split]
@@ -304,7 +322,7 @@ def encode_shard(docs: Sequence[Mapping[str, Any]], splits: Sequence[str], token
                     b.close_example()
                 continue
             k, fi, role, span, cs, ce = entry
-            ids = encs[k].ids
+            ids = encs[k]
             f = files[fi] if fi >= 0 else None
             b.text(ids, None if nbytes is None else _token_chars(ids, texts[k], cs, nbytes),
                    (n_doc, fi, f and f["path"], f and f.get("language"), role, span, cs, ce))
@@ -317,6 +335,25 @@ def encode_shard(docs: Sequence[Mapping[str, Any]], splits: Sequence[str], token
                          ("token_start", start), ("token_end", b.pos)):
             b.docs[key].append(val)
     return ShardResult({s: b.chunk() for s, b in out.items()}, skipped, warnings, chars, audit)
+
+
+#: Characters encoded per `encode_batch_fast` call: its Python lists of ids cost about 36
+#: bytes per token, so they are turned into arrays group by group.
+ENCODE_GROUP_CHARS = 2_000_000
+
+
+def _encode(tok, texts: Sequence[str]) -> list[np.ndarray]:
+    """Token ids of each text (uint32), encoded in groups of about ENCODE_GROUP_CHARS."""
+    out: list[np.ndarray] = []
+    start = 0
+    while start < len(texts):
+        stop, size = start, 0
+        while stop < len(texts) and (stop == start or size + len(texts[stop]) <= ENCODE_GROUP_CHARS):
+            size += len(texts[stop])
+            stop += 1
+        out += [np.asarray(e.ids, np.uint32) for e in tok.encode_batch_fast(texts[start:stop], add_special_tokens=False)]
+        start = stop
+    return out
 
 
 def _audit_row(doc: Mapping[str, Any], reason: str, detail: str | None) -> dict[str, Any]:
@@ -347,8 +384,8 @@ class _ChunkBuilder:
             self.token_chars.append(np.array([-2], np.int64))
         self.pos += 1
 
-    def text(self, ids: Sequence[int], token_chars: np.ndarray | None, row: tuple) -> None:
-        self.arrays.append(np.asarray(ids, dtype=np.uint32))
+    def text(self, ids: np.ndarray, token_chars: np.ndarray | None, row: tuple) -> None:
+        self.arrays.append(ids)
         if self.token_chars is not None:
             self.token_chars.append(token_chars)
         for key, val in zip(SEGMENTS_SCHEMA.names, (*row, self.pos, self.pos + len(ids))):
@@ -545,8 +582,13 @@ def _worker_init(threads: int) -> None:
     os.environ["RAYON_NUM_THREADS"] = str(threads)
 
 
+#: Largest encoding batch (characters): smaller than the read batch when that is large, so
+#: that every worker gets work even on a small corpus and a worker's memory stays modest.
+ENCODE_BATCH_CHARS = 8_000_000
+
+
 def _encoded(docs, val, tokenizer_dir, params, workers, batch_bytes) -> Iterator[ShardResult]:
-    batches = _batches(docs, val, batch_bytes)
+    batches = _batches(docs, val, min(batch_bytes, ENCODE_BATCH_CHARS))
     if workers <= 1:
         # Two batches in flight on threads: encode_batch_fast releases the GIL, so one batch's
         # Rust encoding overlaps the other's Python assembly and the writer.
@@ -631,6 +673,8 @@ class Location:
     repo_id: str
     repo_name: str | None
     fim_mode: str
+    part: int
+    """The document's part number among its repository's documents (0 for most)."""
     special: str | None
     """bos, eos or a sentinel name when the token is one the packer inserted, else None."""
     segment: int | None
@@ -665,7 +709,7 @@ class TokenIndex:
         if d < 0 or offset >= self.docs["token_end"][d]:
             raise IndexError(f"token {offset} is outside every document")
         base = dict(offset=offset, doc=d, repo_id=self.docs["repo_id"][d], repo_name=self.docs["repo_name"][d],
-                    fim_mode=self.docs["fim_mode"][d])
+                    fim_mode=self.docs["fim_mode"][d], part=self.docs.get("part", [0] * (d + 1))[d])
         s = int(np.searchsorted(self._seg_start, offset, side="right")) - 1
         if s >= 0 and self.segments["doc"][s] == d and offset < self.segments["token_end"][s]:
             seg = {k: self.segments[k][s] for k in ("file", "path", "language", "role", "span", "char_start", "char_end")}

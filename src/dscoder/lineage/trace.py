@@ -34,22 +34,24 @@ class Tracer:
         self.tokenizer_dir = Path(tokenizer_dir or self.root / "artifacts/tokenizer")
         self.repos_path = Path(repos_path or self.root / CLEAN_REPOS)
         self._index: dict[str, TokenIndex] = {}
-        self._docs: dict[str, dict[str, Any]] = {}
+        self._docs: dict[tuple[str, int], dict[str, Any]] = {}
 
     def index(self, split: str) -> TokenIndex:
         if split not in self._index:
             self._index[split] = TokenIndex(self.tokens_dir, split)
         return self._index[split]
 
-    def doc(self, repo_id: str) -> dict[str, Any]:
-        """The packed REPOS row of a repository (text, files): one row read by filter."""
-        if repo_id not in self._docs:
+    def doc(self, repo_id: str, part: int = 0) -> dict[str, Any]:
+        """The packed REPOS row of a repository document (text, files), read by filter: part
+        `part` of the repository's consecutive rows (a large repository has several)."""
+        key = (repo_id, part)
+        if key not in self._docs:
             t = ds.dataset(str(self.repos_path)).to_table(columns=["repo_id", "text", "files"],
                                                           filter=pc.field("repo_id") == repo_id)
-            if t.num_rows != 1:
-                raise LookupError(f"{repo_id} has {t.num_rows} rows in {self.repos_path}")
-            self._docs[repo_id] = t.to_pylist()[0]
-        return self._docs[repo_id]
+            if t.num_rows <= part:
+                raise LookupError(f"{repo_id} has {t.num_rows} rows in {self.repos_path}, no part {part}")
+            self._docs[key] = t.slice(part, 1).to_pylist()[0]
+        return self._docs[key]
 
     # ---- one token ----
     def token(self, split: str, offset: int) -> dict[str, Any]:
@@ -65,7 +67,7 @@ class Tracer:
                                "language": loc.language, "role": loc.role, "span": loc.span}
         if loc.segment is None:
             return out
-        doc = self.doc(loc.repo_id)
+        doc = self.doc(loc.repo_id, loc.part)
         src = token_source(idx, loc, doc, self.tokenizer_dir)
         out.update(char_start=src["char_start"], char_end=src["char_end"])
         if "byte_start" in src:

@@ -347,3 +347,40 @@ def test_params_from_dict_and_validation():
         PackParams(val_fraction=2.0).validate()
     with pytest.raises(ConfigError, match="fim.rate"):
         PackParams.from_dict({"fim": {"rate": -1}}, "pack")
+
+
+def test_repository_in_parts_stays_in_one_split_and_traces_to_its_part(docs, tok_dir, tmp_path, make_repo_row):
+    """A repository split into several documents (consecutive rows with one repo_id) is one
+    repository for the split; each part gets its own FIM draws and traces to its own row."""
+    tok = load_tokenizer(tok_dir)
+    import pyarrow as pa
+
+    big = [make_repo_row("giant:1", {f"part{k}/m{j}.py": f"x_{k}_{j} = {j}\n" * 40 for j in range(6)})
+           for k in range(3)]
+    rows = [*docs[:6], *big, *docs[6:12]]
+    path = tmp_path / "repos.parquet"
+    write_parquet(path, pa.Table.from_pylist(rows, schema=REPOS), schema=REPOS)
+    params = PackParams(seq_len=32, val_fraction=0.3, fim=FimParams(rate=0.5, unit="file"))
+    packing.pack_repos(path, tmp_path / "small", tokenizer_dir=tok_dir, params=params, batch_bytes=1_500)
+    packing.pack_repos(path, tmp_path / "large", tokenizer_dir=tok_dir, params=params, workers=2)
+    assert _files(tmp_path / "small") == _files(tmp_path / "large")
+    found = []
+    for split in ("train", "val"):
+        index = packing.TokenIndex(tmp_path / "small", split)
+        for d, (repo_id, part) in enumerate(zip(index.docs["repo_id"], index.docs["part"])):
+            if repo_id != "giant:1":
+                continue
+            found.append((split, part))
+            off = next(o for o in range(index.docs["token_start"][d], index.docs["token_end"][d])
+                       if index.locate(o).segment is not None and o < index.tokens.size)
+            loc = index.locate(off)
+            assert loc.part == part
+            src = packing.token_source(index, loc, big[part], tok_dir)
+            seg_ids = index.tokens[off - loc.token_in_segment: index.segments["token_end"][loc.segment]].tolist()
+            seg_text = tok.decode(seg_ids)
+            assert seg_text == big[part]["text"][loc.char_start: loc.char_end]
+            assert seg_text != big[(part + 1) % 3]["text"][loc.char_start: loc.char_end]  # this part's bytes
+            assert tok.decode([int(index.tokens[off])]) == big[part]["text"][src["char_start"]: src["char_end"]]
+    assert sorted(p for _, p in found) == [0, 1, 2] and len({s for s, _ in found}) == 1
+    # parts draw their own FIM choices (keys differ), though their texts have the same shape
+    assert len({packing.doc_key("giant:1", k) for k in range(3)}) == 3
