@@ -50,6 +50,7 @@ class Project:
 
     root: Path
     tops: dict[str, Path] = field(default_factory=dict)
+    parsed: dict[Path, "Refs"] = field(default_factory=dict)  # each file is parsed once
 
     @classmethod
     def at(cls, root: Path) -> "Project":
@@ -206,7 +207,9 @@ def closure(project: Project, entries: list[Path]) -> set[Path]:
         if path in seen:
             continue
         seen.add(path)
-        refs = references(project, path)
+        if path not in project.parsed:
+            project.parsed[path] = references(project, path)
+        refs = project.parsed[path]
         for name in refs.imports:
             todo += project.files_for_import(name)
         for name in refs.run_modules:
