@@ -17,6 +17,10 @@ transitively, every project module that code imports, parsed with `ast`:
 - a script the code runs by file name: a string literal ending in `.py` that names a file next
   to the module (the evaluation sandbox's `_sandbox_launcher.py`), with its own imports.
 
+This is static, so where it cannot tell it lists: a module that builds a `-m` argv counts for
+every stage importing it, called or not (evaluate imports `dscoder.train`, so it lists the
+trainer's `__main__.py`); an import whose name is computed at run time is not seen.
+
 Project modules are the packages under src/ (`dscoder`) and the `stages` and `flows`
 packages at the root. The code part of `deps:` is every dep under src/, stages/ or flows/
 that is a `.py` file or a folder; `--write` replaces it with the derived files, sorted, one a
