@@ -559,7 +559,10 @@ def run_corpus(c: dict, base_params: dict, args, workdir: Path, env_base: tuple[
             c["notes"].append(f"{stage} failed: later stages not run")
             break
         if stage == "dedup" and "dedup" in selected:
-            if args.datatrove_python:
+            if args.datatrove_python and mb_in and mb_in > args.datatrove_max_mb:
+                c["notes"].append(f"datatrove skipped: {mb_in:.0f} MB of documents > --datatrove-max-mb "
+                                  f"{args.datatrove_max_mb:g} (its signature step runs at ~0.7 MB/s on one core)")
+            elif args.datatrove_python:
                 print(f"{c['label']}: dedup with datatrove ...", flush=True)
                 c["stages"].append(run_datatrove(args.datatrove_python, project, args.workers))
                 c["stages"][-1]["mb_in"] = mb_in
@@ -591,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir, removed unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder (corpora, outputs, logs)")
     ap.add_argument("--no-datatrove", action="store_true", help="skip datatrove's side of dedup")
+    ap.add_argument("--datatrove-max-mb", type=float, default=400.0,
+                    help="run datatrove only on corpora whose dedup input is at most this many MB (default 400)")
     ap.add_argument("--_datatrove", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._datatrove:

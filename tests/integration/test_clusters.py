@@ -72,7 +72,8 @@ def write_params(work: Path, specs: list[dict], runner: dict) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["ingest"]["sources"] = specs
     params["ingest"]["cache_dir"] = str(work / "cache")
-    params.setdefault("repo_docs", {})["compare_modes"] = False  # halves repo_docs' time; same outputs
+    if "compare_modes" in params.get("repo_docs", {}):
+        params["repo_docs"]["compare_modes"] = False  # halves repo_docs' time; same outputs
     params.setdefault("dedup", {})["threshold"] = 0.5  # so the planted near-duplicate forms a cluster
     known = {f.name for f in dataclasses.fields(RunnerSettings)}
     small = {"shards": 4, "workers": 2, "batch_bytes": 16_000, "shard_bytes": 20_000}
@@ -173,7 +174,7 @@ class Processes:
         daemon that left its parent stays in the group), so `kill_all` reaches them."""
         groups = {proc.pid for proc in self.procs}
         for p in list(self.family.values()) + list(psutil.process_iter()):
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error, OSError):  # a process may end while we look
                 if p.pid in self.family or os.getpgid(p.pid) in groups:
                     self.family[p.pid] = p
                     for c in p.children(recursive=True):
@@ -186,8 +187,10 @@ class Processes:
     def kill_all(self, grace: float = 10.0) -> None:
         """SIGTERM first (dask and `ray start --block` then stop their own children), SIGKILL
         to whatever is left after `grace` seconds."""
-        self.remember_tree()
-        alive = list(self.family.values())
+        try:
+            self.remember_tree()
+        finally:  # whatever happened while looking, signal what is known
+            alive = list(self.family.values())
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
             for p in alive:
                 with contextlib.suppress(psutil.Error):
