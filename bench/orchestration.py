@@ -6,8 +6,19 @@
 Starts a Prefect server on 127.0.0.1, builds a temporary git+DVC copy of the project on the
 tiny test corpus, runs the pipeline flow twice on ingest+filter (the first run executes the
 stages, the second shows them Cached), prints the per-stage orchestration overhead (child flow
-run wall time minus the stage's own `timing.total_s`), and screenshots the UI's runs page with
+run wall time minus the stage's own `timing.total_s`, in reports/<stage>.timing.json), and screenshots the UI's runs page with
 headless Chromium (`apt-get install chromium` on Debian).
+
+    .venv/bin/python bench/orchestration.py --overhead                    # default corpus, data stages
+    .venv/bin/python bench/orchestration.py --overhead --corpus tiny --stages ingest filter
+
+Overhead per data stage, each stage run three ways on the same inputs in a temporary copy of
+the project: its library (bench/_library_stage.py: the stage's own code with the flow called as a
+function and its shards run in-process, no Prefect API), the stage as `dvc repro` runs it (its
+dvc.yaml `cmd`) with no PREFECT_API_URL, and the same with a persistent server started
+beforehand (as `make repro` does). Per run: wall time, peak RSS of the whole process tree
+(bench/_rss.py) and how many temporary Prefect servers appeared; then the target of issue 20
+(stage within 1.5x the library's wall time + 2 s, process tree within its RSS + 300 MB).
 """
 
 from __future__ import annotations
@@ -54,11 +65,117 @@ async def child_runs(parent_ids):
         return await client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id={"any_": parent_ids}))
 
 
+SERVER_APP = "prefect.server.api.server:create_app"  # the temporary server's uvicorn factory
+
+
+class ServerWatch:
+    """Pids of temporary Prefect servers (uvicorn on SERVER_APP) running in `cwd`, polled in a thread."""
+
+    def __init__(self, cwd: Path, interval: float = 0.2) -> None:
+        import threading
+
+        self.cwd, self.interval, self.pids = str(cwd), interval, set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            for p in psutil.process_iter(["cmdline", "cwd"]):
+                try:
+                    if SERVER_APP in " ".join(p.info["cmdline"] or []) and p.info["cwd"] == self.cwd:
+                        self.pids.add(p.pid)
+                except (psutil.Error, TypeError):
+                    pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "ServerWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_stage(cmd: list[str], repo: Path, env: dict, log: Path) -> dict:
+    from bench._rss import run_sampled, tail
+
+    with ServerWatch(repo) as watch:
+        r = run_sampled(cmd, cwd=repo, env=env, log_path=log)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{tail(log)}")
+    out = {"wall_s": r.wall_s, "tree_mb": r.peak_tree_mb, "procs": r.max_procs, "cpu_s": r.cpu_s,
+           "servers": len(watch.pids)}
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith('{"module"'):
+            out["work_s"] = json.loads(line)["work_s"]
+    return out
+
+
+def overhead(args) -> int:
+    """Each data stage: library vs stage without a server vs stage with a persistent server."""
+    import yaml
+
+    from flows.server import prefect_server
+    from tests.corpus import make_corpus
+    from tests.integration.dvc_repo import make_dvc_repo
+
+    work = Path(tempfile.mkdtemp(prefix="dscoder-overhead-"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if args.corpus == "tiny":
+        params["ingest"]["sources"] = make_corpus(work / "proj" / "corpus")
+    repo = make_dvc_repo(work / "proj", params)
+    dag = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    base.update(PREFECT_HOME=str(work / "prefect-home"), PATH=f"{Path(sys.executable).parent}:{base['PATH']}")
+    runner = params.get("runner", {})
+    print(f"corpus: {args.corpus}; runner {runner.get('kind')} x {runner.get('workers')} workers, "
+          f"{runner.get('shards')} shards; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    rows = []
+    try:
+        with prefect_server(log_path=str(work / "server.log")) as api:
+            for stage in args.stages:
+                cmd = ["bash", "-c", dag[stage]["cmd"]]  # as dvc repro runs it
+                lib = run_stage([sys.executable, str(ROOT / "bench/_library_stage.py"), f"stages.{stage}"], repo,
+                                base, work / f"{stage}.lib.log")
+                none = run_stage(cmd, repo, base, work / f"{stage}.none.log")
+                srv = run_stage(cmd, repo, {**base, "PREFECT_API_URL": api}, work / f"{stage}.server.log")
+                rows.append((stage, lib, none, srv))
+                print(f"  {stage}: library {lib['wall_s']:.1f} s, no server {none['wall_s']:.1f} s "
+                      f"({none['servers']} temporary server(s)), persistent server {srv['wall_s']:.1f} s", flush=True)
+    finally:
+        if not args.keep_repo:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"project kept at {repo}")
+    print()
+    print(f"{'stage':<10} {'run':<18} {'wall s':>7} {'tree MB':>8} {'procs':>5} {'servers':>7} "
+          f"{'overhead s':>10} {'x lib':>6} {'+MB':>6}  target (1.5x lib + 2 s, lib MB + 300)")
+    for stage, lib, none, srv in rows:
+        for name, r in (("library", lib), ("stage, no server", none), ("stage, server", srv)):
+            over, ratio, mb = r["wall_s"] - lib["wall_s"], r["wall_s"] / lib["wall_s"], r["tree_mb"] - lib["tree_mb"]
+            ok = r["wall_s"] <= 1.5 * lib["wall_s"] + 2 and r["tree_mb"] <= lib["tree_mb"] + 300
+            print(f"{stage:<10} {name:<18} {r['wall_s']:>7.2f} {r['tree_mb']:>8.0f} {r['procs']:>5} {r['servers']:>7} "
+                  f"{over:>10.2f} {ratio:>6.2f} {mb:>6.0f}  {'-' if r is lib else ('met' if ok else 'MISSED')}")
+    print("library: the stage's own code in one process with Prefect taken out (imports included in wall s; "
+          "work only: " + ", ".join(f"{s} {lib.get('work_s', float('nan')):.2f} s" for s, lib, _, _ in rows) + ")")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "reports/ui/prefect-pipeline.png"))
     ap.add_argument("--keep-repo", action="store_true", help="leave the temporary project behind")
+    ap.add_argument("--overhead", action="store_true", help="per-stage overhead: library vs stage, with and "
+                                                             "without a persistent server (no screenshot)")
+    ap.add_argument("--corpus", choices=["default", "tiny"], default="default", help="--overhead: the corpus")
+    ap.add_argument("--stages", nargs="+", default=["ingest", "filter", "repo_docs", "dedup", "decontam"],
+                    help="--overhead: data stages, in pipeline order")
     args = ap.parse_args()
+    if args.overhead:
+        return overhead(args)
     import yaml
 
     from flows.server import prefect_server
@@ -86,7 +203,7 @@ def main() -> int:
                 runs = asyncio.run(child_runs([s.state_details.flow_run_id for s in states]))
             print(f"{'stage':<8} {'state':<10} {'flow run s':>10} {'stage s':>8} {'overhead s':>10}")
             for r in sorted(runs, key=lambda r: r.start_time):
-                stage_s = json.loads((repo / "reports" / f"{r.name}.json").read_text())["timing"]["total_s"]
+                stage_s = json.loads((repo / "reports" / f"{r.name}.timing.json").read_text())["timing"]["total_s"]
                 stage_s = stage_s if r.state.name == "Completed" else 0.0
                 print(f"{r.name:<8} {r.state.name:<10} {r.total_run_time.total_seconds():>10.2f} {stage_s:>8.2f} "
                       f"{r.total_run_time.total_seconds() - stage_s:>10.2f}")

@@ -3,8 +3,9 @@
     python -m flows.server -- dvc repro          # start a server on 127.0.0.1, run, stop
     python -m flows.server --keep -- dvc repro   # leave the server running afterwards
 
-Without a server, each Prefect flow process starts a temporary one (~10 s per stage on a
-2-core machine); with one, a stage's flow run costs about a second. If `PREFECT_API_URL` is
+Without a server, each stage process starts one temporary server (10-20 s on a 2-core machine),
+shared with its workers (stages.common.share_prefect_api); with one, a stage's flow run costs
+about a second (`bench/orchestration.py --overhead` measures both). If `PREFECT_API_URL` is
 already set, the command simply runs against that server.
 """
 

@@ -63,10 +63,68 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 
 def stage_args(description: str) -> argparse.Namespace:
-    """Common CLI of every stage module: `--params` picks the params file."""
+    """Common CLI of every stage module: `--params` picks the params file. Also makes sure the
+    stage and all its workers report to one Prefect API (`share_prefect_api`)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    return ap.parse_args()
+    args = ap.parse_args()
+    keep_lock_copy()
+    share_prefect_api()
+    return args
+
+
+#: Where the last dvc.lock that parsed is kept, for `python -m flows.lock --recover`.
+LOCK_COPY = Path(".dvc/tmp/dvc.lock.good")
+
+
+def lock_is_valid(path: Path) -> bool:
+    """Whether `path` is a dvc.lock DVC can read: a YAML mapping with its schema and stages."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(doc, dict) and str(doc.get("schema")) == "2.0" and isinstance(doc.get("stages"), dict)
+
+
+def keep_lock_copy(lock: Path = Path("dvc.lock"), copy: Path = LOCK_COPY) -> bool:
+    """Before a stage runs under `dvc repro`, keep a copy of dvc.lock if it is whole: a kill
+    while DVC rewrites the lock can leave it empty, and this copy (every stage finished
+    before this one) is what `flows.lock --recover` restores. Returns whether it copied."""
+    if not copy.parent.is_dir() or not lock_is_valid(lock):
+        return False
+    from dscoder.io import atomic_path
+
+    with atomic_path(copy) as tmp:
+        shutil.copyfile(lock, tmp)
+    return True
+
+
+def share_prefect_api() -> str | None:
+    """The API URL this process and every worker it spawns report to; None if Prefect is not
+    allowed a temporary server (it then fails as it would anyway).
+
+    With `PREFECT_API_URL` set (a persistent server: `make repro`, `python -m flows.server`)
+    nothing happens. Without it Prefect starts a temporary server in each process that talks
+    to the API, so a stage with N process workers used to start N + 1 of them (~10 s and
+    ~150 MB each here). This starts the one Prefect's own client would start for this process
+    (`SubprocessASGIServer()` is a per-process singleton, which the flow engine then reuses)
+    and exports its URL before any worker is spawned: workers (process pool, local Dask or
+    Ray) inherit the environment and talk to it instead of starting their own. It stops when
+    this process exits."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if os.environ.get("PREFECT_API_URL") or settings.api.url:
+        return os.environ.get("PREFECT_API_URL") or settings.api.url
+    if not settings.server.ephemeral.enabled:
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    # Prefect's own wait (20 s) is too short on a loaded 2-core machine; this one is paid once per stage
+    server.start(timeout=max(120, settings.server.ephemeral.startup_timeout_seconds))
+    os.environ["PREFECT_API_URL"] = server.api_url
+    return server.api_url
 
 
 def task_runner(r: RunnerSettings):
@@ -194,16 +252,69 @@ class Timer:
         return round(time.perf_counter() - self.t0, 3)
 
 
-def write_report(stage: str, report: dict[str, Any], timer: Timer, reports_dir: str | Path = "reports") -> dict:
-    """Write `reports/<stage>.json` (counts, timings, throughput) and publish it to Prefect.
+RUN_SECTIONS = ("timing", "throughput", "env")
+"""Top-level report sections that describe the run, not the data: wall times, rates, machine."""
+RUN_LEAVES = frozenset({"tokens_per_sec", "tokens_per_sec_per_device", "mfu", "seconds", "device"})
+"""Keys, at any depth, whose values depend on the machine or the clock (a library's own
+`seconds`, a trainer's tokens/s and MFU, the device `auto` resolved to)."""
 
-    Timings live under `timing` so `dvc metrics diff` users can tell data counts (which must
-    not change between identical runs) from wall times (which always do).
-    """
-    report = dict(report)
-    report["timing"] = {"total_s": timer.total, **{f"{k}_s": v for k, v in timer.marks.items()}}
-    report["env"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
-    write_json(Path(reports_dir) / f"{stage}.json", report)
+
+def split_run_facts(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, run facts): what identical params must reproduce, and what no two runs share
+    (RUN_SECTIONS at the top, RUN_LEAVES anywhere; same nesting in both halves)."""
+    def split(d: dict, top: bool) -> tuple[dict, dict]:
+        keep, run = {}, {}
+        for k, v in d.items():
+            if (top and k in RUN_SECTIONS) or k in RUN_LEAVES:
+                run[k] = v
+            elif isinstance(v, dict):
+                kv, rv = split(v, False)
+                keep[k] = kv
+                if rv:
+                    run[k] = rv
+            else:
+                keep[k] = v
+        return keep, run
+    return split(report, True)
+
+
+def run_facts_path(report_path: str | Path) -> Path:
+    """`reports/<stage>.json` → `reports/<stage>.timing.json`."""
+    p = Path(report_path)
+    return p.with_name(p.name.removesuffix(".json") + ".timing.json")
+
+
+def write_report_files(path: str | Path, report: dict[str, Any], timer: Timer | None = None) -> dict:
+    """Write a report as two files: `path` (the DVC metrics: counts, scores, settings, equal
+    between runs of the same params) and `<path stem>.timing.json` beside it (timings,
+    throughputs, environment; a DVC plot: `steps` is one bar per timer mark). Returns the
+    whole report (both halves merged), as published to Prefect."""
+    metrics, run = split_run_facts(report)
+    if timer is not None:
+        run["timing"] = {**run.get("timing", {}), **{f"{k}_s": v for k, v in timer.marks.items()},
+                         "total_s": timer.total}
+    run["env"] = {"python": platform.python_version(), "cpus": os.cpu_count(), **run.get("env", {})}
+    timing = run.get("timing", {})
+    steps = [{"step": k.removesuffix("_s"), "seconds": v} for k, v in timing.items()
+             if k.endswith("_s") and isinstance(v, (int, float))]
+    write_json(path, metrics)
+    write_json(run_facts_path(path), {"steps": steps, **run})
+    return _merge(metrics, run)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def write_report(stage: str, report: dict[str, Any], timer: Timer, reports_dir: str | Path = "reports") -> dict:
+    """Write `reports/<stage>.json` (counts: the DVC metrics) and `reports/<stage>.timing.json`
+    (timings, throughput, environment: a DVC plot, never a metric, so `dvc metrics diff` and
+    `dvc exp show` between two runs of the same params show nothing), and publish both to
+    Prefect as one table."""
+    report = write_report_files(Path(reports_dir) / f"{stage}.json", report, timer)
     publish_artifact(stage, report)
     return report
 

@@ -23,6 +23,7 @@ from typing import Any, Callable
 EXTERNAL: dict[str, str] = {
     "trace": "flows.trace",  # which files fed a training step (issue 10)
     "diff": "flows.diff",    # a data diff between two revisions (issue 10)
+    "exp": "flows.exp",      # headline metrics of experiments side by side
 }
 """Subcommands defined in other modules; one is listed only once its module exists."""
 
