@@ -171,8 +171,8 @@ class _Counted:
             yield t
 
 
-#: Buckets of the sample threshold (a fixed grid: the sample never depends on float order).
-SAMPLE_BUCKETS = 1 << 16
+#: Buckets of the sample thresholds (a fixed grid: the sample never depends on float order).
+SAMPLE_BUCKETS = 1 << 12
 
 
 def file_unit(seed: int, repo_id: str, path: str) -> float:
@@ -180,6 +180,10 @@ def file_unit(seed: int, repo_id: str, path: str) -> float:
     files below a threshold, so inclusion never depends on where or when a file is read."""
     h = hashlib.blake2b(f"{seed}\0{repo_id}\0{path}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") / 2.0**64
+
+
+def _bucket(seed: int, repo_id: str, path: str) -> int:
+    return min(int(file_unit(seed, repo_id, path) * SAMPLE_BUCKETS), SAMPLE_BUCKETS - 1)
 
 
 def _file_blocks(docs: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, str, str, str]]:
@@ -200,44 +204,49 @@ def _file_blocks(docs: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, str, 
 
 @dataclass
 class SamplePlan:
-    """Which files the tokenizer trains on: those whose `file_unit` is below `threshold`, the
-    largest grid point at which the sample stays within `sample_bytes`. Every file is equally
-    likely to be in, whatever its repository or language, so each language's share of the
-    sample is its share of the corpus up to sampling noise; `by_language` says how far."""
+    """Which files the tokenizer trains on. Each language gets its share of `sample_bytes` in
+    proportion to its bytes; within a language a file is in when its `file_unit` falls below
+    the language's threshold (`grids[lang] / SAMPLE_BUCKETS`), the largest grid point at which
+    the language stays within its share. So every file of a language is equally likely to be
+    in, whatever its repository or position, and every language is sampled at about the same
+    rate (up to one file's bytes); `report` says how close it came."""
 
-    threshold: float
+    grids: dict[str, int]
     available: dict[str, int]
     sampled: dict[str, int] = field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
-        langs = sorted(self.available)
-        return {"threshold": self.threshold,
-                "bytes_available": sum(self.available.values()), "bytes_sampled": sum(self.sampled.values()),
+        def share(k: str) -> float | None:
+            return round(self.sampled.get(k, 0) / self.available[k], 6) if self.available[k] else None
+
+        return {"bytes_available": sum(self.available.values()), "bytes_sampled": sum(self.sampled.values()),
                 "by_language": {k: {"bytes_available": self.available[k], "bytes_sampled": self.sampled.get(k, 0),
-                                    "share_sampled": round(self.sampled.get(k, 0) / self.available[k], 6)
-                                    if self.available[k] else None} for k in langs}}
+                                    "share_sampled": share(k), "threshold": self.grids[k] / SAMPLE_BUCKETS}
+                                for k in sorted(self.available)}}
 
 
 def plan_sample(docs: Iterable[Mapping[str, Any]], params: TokenizerParams) -> SamplePlan:
-    """First pass over the training rows: bytes per threshold bucket and per language."""
+    """First pass over the training rows: bytes per language and threshold bucket."""
     params.validate()
-    per_bucket = np.zeros(SAMPLE_BUCKETS, np.int64)
-    available: Counter = Counter()
+    per_bucket: dict[str, np.ndarray] = {}
     for repo_id, path, lang, block in _file_blocks(docs):
-        n = len(block.encode("utf-8"))
-        per_bucket[min(int(file_unit(params.sample_seed, repo_id, path) * SAMPLE_BUCKETS), SAMPLE_BUCKETS - 1)] += n
-        available[lang] += n
-    below = np.concatenate([[0], np.cumsum(per_bucket)])  # bytes of the files under each grid point
-    k = int(np.searchsorted(below, params.sample_bytes, side="right")) - 1
-    return SamplePlan(threshold=min(k, SAMPLE_BUCKETS) / SAMPLE_BUCKETS, available=dict(available))
+        hist = per_bucket.setdefault(lang, np.zeros(SAMPLE_BUCKETS, np.int64))
+        hist[_bucket(params.sample_seed, repo_id, path)] += len(block.encode("utf-8"))
+    available = {lang: int(h.sum()) for lang, h in per_bucket.items()}
+    total = sum(available.values())
+    grids = {}
+    for lang, hist in per_bucket.items():
+        cap = params.sample_bytes * available[lang] // max(total, 1)  # the language's share of the cap
+        below = np.concatenate([[0], np.cumsum(hist)])  # bytes of the files under each grid point
+        grids[lang] = int(np.searchsorted(below, cap, side="right")) - 1
+    return SamplePlan(grids=grids, available=available)
 
 
 def sampled_texts(docs: Iterable[Mapping[str, Any]], plan: SamplePlan, params: TokenizerParams) -> Iterator[str]:
     """Second pass: the file blocks in the sample, in input order (counted into `plan.sampled`)."""
     sampled: Counter = Counter()
-    grid = int(round(plan.threshold * SAMPLE_BUCKETS))
     for repo_id, path, lang, block in _file_blocks(docs):
-        if min(int(file_unit(params.sample_seed, repo_id, path) * SAMPLE_BUCKETS), SAMPLE_BUCKETS - 1) < grid:
+        if _bucket(params.sample_seed, repo_id, path) < plan.grids.get(lang, 0):
             sampled[lang] += len(block.encode("utf-8"))
             yield block
     plan.sampled = dict(sampled)
