@@ -20,7 +20,7 @@ from prefect import flow
 from dscoder.data.stream import iter_slices
 from dscoder.io import write_parquet
 from dscoder.lineage.metrics import pack_by_language
-from dscoder.packing import BATCH_BYTES, PackParams, pack_repos
+from dscoder.packing import PackParams, pack_repos
 from dscoder.schemas import AUDIT
 from stages.common import RunnerSettings, Timer, load_params, stage_args, write_report
 
@@ -37,7 +37,7 @@ def pack(params: PackParams, runner: RunnerSettings, src: Path = IN, tokenizer_d
     # Encoding runs in the library's own process pool (spawned workers, bounded read-ahead);
     # `runner.workers` sets its size. The output depends on neither it nor the batch size.
     res = pack_repos(src, out, tokenizer_dir=tokenizer_dir, params=params, workers=runner.workers,
-                     batch_bytes=getattr(runner, "batch_bytes", BATCH_BYTES))
+                     batch_bytes=runner.batch_bytes)
     timer.mark("pack")
     audit = res.pop("audit")
     write_parquet(AUDIT_OUT, pa.Table.from_pylist(audit, schema=AUDIT))

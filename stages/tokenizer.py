@@ -18,7 +18,7 @@ from prefect import flow, task
 from dscoder.packing import BATCH_BYTES, read_repos, repo_ids, val_repo_ids
 from dscoder.tokenizer import (TokenizerParams, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
                                save_tokenizer, special_token_ids, train_tokenizer)
-from stages.common import Timer, load_params, stage_args, write_report
+from stages.common import RunnerSettings, Timer, load_params, stage_args, write_report
 
 IN = Path("data/clean/repos.parquet")
 OUT = Path("artifacts/tokenizer")
@@ -70,10 +70,9 @@ def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
     pack = params.get("pack") or {}
-    runner = params.get("runner") or {}
+    runner = RunnerSettings.from_dict(params.get("runner"), "runner")
     tokenizer(TokenizerParams.from_dict(params.get("tokenizer"), "tokenizer"),
-              float(pack.get("val_fraction", 0.01)), int(pack.get("split_seed", 0)),
-              batch_bytes=int(runner.get("batch_bytes", BATCH_BYTES)))
+              float(pack.get("val_fraction", 0.01)), int(pack.get("split_seed", 0)), batch_bytes=runner.batch_bytes)
 
 
 if __name__ == "__main__":
