@@ -64,6 +64,9 @@ def ingest(settings: IngestSettings, runner: RunnerSettings, out: Path = OUT, au
     }
     print(f"ingest: {report['repos']} repos, {report['files']} files, {report['bytes'] / 1e6:.1f} MB, "
           f"{report['dropped_total']} entries skipped")
+    if not report["repos"]:
+        print(f"ingest: WARNING: no repository was ingested from {len(settings.sources)} source(s); the reasons are "
+              f"in {audit_out}. Later stages pass the empty corpus on; the tokenizer cannot train on it.")
     return write_report("ingest", report, timer)
 
 

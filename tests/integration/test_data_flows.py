@@ -49,7 +49,8 @@ def make_test_corpus(corpus):
         (corpus / f"omega/pkg/m{i:02d}.py").write_text(body)
 
 
-def run_data_stages(corpus, work, runner: RunnerSettings):
+def run_data_stages(corpus, work, runner: RunnerSettings, *, sources: list[dict] | None = None,
+                    max_file_bytes: int = 1_000_000):
     from stages.decontam import decontam, params_from
     from stages.dedup import dedup
     from stages.filter import filter_files
@@ -61,8 +62,9 @@ def run_data_stages(corpus, work, runner: RunnerSettings):
     os.chdir(work)
     try:
         tr = task_runner(runner)
-        ingest.with_options(task_runner=tr)(IngestSettings(sources=[{"type": "dirs", "path": str(corpus)}],
-                                                           cache_dir="cache"), runner)
+        sources = sources or [{"type": "dirs", "path": str(corpus)}]
+        ingest.with_options(task_runner=tr)(IngestSettings(sources=sources, cache_dir="cache",
+                                                           max_file_bytes=max_file_bytes), runner)
         filter_files.with_options(task_runner=tr)(FilterSettings(), runner)
         repo_docs.with_options(task_runner=tr)(RepoDocsSettings(max_doc_bytes=MAX_DOC_BYTES), runner)
         dedup.with_options(task_runner=tr)(DedupParams(threshold=0.5), runner)

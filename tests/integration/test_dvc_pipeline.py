@@ -44,3 +44,15 @@ def test_repro_caches_and_reruns_only_what_a_param_touched(tmp_path, prefect_api
     assert not diff["dropped_by_rule.alpha_fraction"].get("new")
     status = sh(repo, "dvc", "status", "filter", "--json")
     assert json.loads(status.stdout) == {}
+
+    # A kill while DVC rewrites dvc.lock leaves it empty: every dvc command fails until the
+    # documented command restores the last good lock; then nothing cached is recomputed.
+    (repo / "dvc.lock").write_text("")
+    broken = sh(repo, "dvc", "status", check=False, env=env)
+    assert broken.returncode != 0
+    assert sh(repo, "python", "-m", "flows.lock", check=False).returncode == 1
+    restored = sh(repo, "python", "-m", "flows.lock", "--recover")
+    assert "restored dvc.lock from .dvc/tmp/dvc.lock.good" in restored.stdout
+    after = sh(repo, "dvc", "repro", "filter", env=env)
+    assert ran_stages(after.stdout) == [], after.stdout  # checked out from the run cache
+    assert json.loads(sh(repo, "dvc", "status", "filter", "--json").stdout) == {}

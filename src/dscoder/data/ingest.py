@@ -23,7 +23,7 @@ from typing import Any, Iterable
 from dscoder.config import Settings, check
 from dscoder.data.languages import detect_language
 from dscoder.data.sources import (IGNORED_DIRS, Entry, RepoRef, SourceError, check_spec, describe, dirs_repos,
-                                  expand, stack_repos)
+                                  dirs_strays, expand, name_problem, printable_name, stack_repos)
 from dscoder.data.step import StepContext
 
 
@@ -38,6 +38,9 @@ class IngestSettings(Settings):
     """A NUL byte within this many leading bytes marks a file as binary (as git does)."""
     cache_dir: str = ".cache/sources"
     """Where downloaded archives (pypi_sdist, npm) are kept so reruns need no network."""
+    allow_hardlinks: bool = False
+    """A file with more than one hard link may be the same bytes as a file outside the
+    repository (a link to /etc/passwd, say): skipped as `hardlink` unless this is true."""
 
     def validate(self) -> None:
         check(isinstance(self.sources, list) and self.sources, "ingest.sources", "must be a non-empty list")
@@ -56,21 +59,44 @@ def read_entry(entry: Entry, s: IngestSettings) -> tuple[str | None, str | None,
         return None, None, "unknown_language", entry.size
     if entry.size is not None and entry.size > s.max_file_bytes:
         return None, lang, "too_large", entry.size
+    if entry.links > 1 and not s.allow_hardlinks:
+        return None, lang, "hardlink", entry.size
     try:
         data = entry.read(s.max_file_bytes)
     except OSError:
         return None, lang, "unreadable", entry.size
     if len(data) > s.max_file_bytes:  # a file that grew since it was listed
         return None, lang, "too_large", max(len(data), entry.size or 0)
-    if b"\0" in data[: s.binary_sniff_bytes]:
-        return None, lang, "binary", len(data)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, lang, "not_utf8", len(data)
+    text = decode_text(data, s.binary_sniff_bytes)
+    if not isinstance(text, str):
+        return None, lang, text[0], len(data)
     if lang == "c" and entry.path.endswith(".h"):
         lang = detect_language(entry.path, text)  # C++ headers share the .h extension
     return text, lang, None, len(data)
+
+
+def decode_text(data: bytes, sniff_bytes: int) -> str | tuple[str]:
+    """The text of a file, or (reason,) when it is not text.
+
+    UTF-16 with a byte-order mark is decoded; a UTF-8 byte-order mark is removed (it is not
+    part of the code: Python, for one, would not compile the text with it). A NUL byte in the
+    first `sniff_bytes` marks a file as binary (as git does); one anywhere else in a text
+    that decodes is binary too (it would otherwise reach the corpus)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            return ("not_utf8",)
+        return ("binary",) if "\0" in text else text.removeprefix("\ufeff")
+    if b"\0" in data[:sniff_bytes]:
+        return ("binary",)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ("not_utf8",)
+    if "\0" in text:
+        return ("binary",)
+    return text.removeprefix("\ufeff")
 
 
 # --------------------------------------------------------------------------- planning
@@ -87,8 +113,8 @@ class RepoTask:
     """`dirs`: the repository folder; `stack_parquet`: the repository name."""
     rows: tuple[int, ...] | None = None
     """`stack_parquet`: the rows of that repository."""
-    error: tuple[str, str] | None = None
-    """(reason, detail) when the source failed while it was planned."""
+    error: tuple[str, str, str | None] | None = None
+    """(reason, detail, path) when the source, or this entry of it, failed while planned."""
 
 
 #: Planning estimate for sources whose size is known only once fetched (git, pypi, npm).
@@ -137,14 +163,32 @@ def plan_sources(specs: list[dict[str, Any]]) -> list[RepoTask]:
     for spec in specs:
         try:
             if spec["type"] == "dirs":
-                root = Path(spec["path"]).expanduser()
-                tasks += [RepoTask(spec, _tree_bytes(root / name), only=name) for name in dirs_repos(spec)]
+                tasks += _plan_dirs(spec)
             elif spec["type"] == "stack_parquet":
-                tasks += [RepoTask(spec, n, only=name, rows=rows) for name, rows, n in stack_repos(spec)]
+                for name, rows, n in stack_repos(spec):
+                    if not name:
+                        tasks.append(RepoTask(spec, 0, error=("no_repository", f"{describe(spec)}: {len(rows)} "
+                                                              "files with a null or empty repository name", None)))
+                    else:
+                        tasks.append(RepoTask(spec, n, only=name, rows=rows))
             else:
                 tasks.append(RepoTask(spec, _source_bytes(spec)))
         except SourceError as e:
-            tasks.append(RepoTask(spec, 0, error=(e.reason, f"{describe(spec)}: {e.detail}")))
+            tasks.append(RepoTask(spec, 0, error=(e.reason, f"{describe(spec)}: {e.detail}", None)))
+    return tasks
+
+
+def _plan_dirs(spec: dict[str, Any]) -> list[RepoTask]:
+    root = Path(spec["path"]).expanduser()
+    names = dirs_repos(spec)
+    tasks = [RepoTask(spec, 0, error=(reason, detail, name)) for name, reason, detail in dirs_strays(spec)]
+    for name in names:
+        problem = name_problem(name)
+        if problem is not None:
+            tasks.append(RepoTask(spec, 0, error=("bad_name", f"repository folder name: {problem}",
+                                                  printable_name(name))))
+        else:
+            tasks.append(RepoTask(spec, _tree_bytes(root / name), only=name))
     return tasks
 
 
@@ -195,7 +239,7 @@ def ingest_tasks(tasks: Iterable[RepoTask], s: IngestSettings, ctx: StepContext,
     for t in tasks:
         if t.error is not None:
             ctx.count(("dropped", t.error[0]))
-            ctx.audit(t.error[0], detail=t.error[1])
+            ctx.audit(t.error[0], detail=t.error[1], path=t.error[2])
             continue
         try:
             for repo, entries in expand(t.spec, cache, limit=s.max_file_bytes, only=t.only, rows=t.rows):

@@ -17,6 +17,7 @@ import json
 import os
 import posixpath
 import shutil
+import stat
 import subprocess
 import sysconfig
 import tarfile
@@ -58,6 +59,8 @@ class Entry:
     read: Callable[..., bytes] | None = None
     skip: str | None = None
     detail: str | None = None
+    links: int = 1
+    """Hard links to the file (st_nlink): above 1 the same bytes may live outside the repository."""
 
 
 def read_file(path: Path, limit: int | None = None) -> bytes:
@@ -93,32 +96,79 @@ def safe_relpath(name: str) -> str | None:
 # --------------------------------------------------------------------------- directories
 
 
+def name_problem(name: str) -> str | None:
+    """Why a path cannot be a file name in the corpus, or None: bytes that are not UTF-8 (they
+    reach Python as lone surrogates) or control characters (a newline would split the path
+    header line of a repository document)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "control character"
+    return None
+
+
+def printable_name(name: str) -> str:
+    """A name as the audit shows it: undecodable bytes as \\xNN, control characters escaped."""
+    raw = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if 32 <= ord(c) != 127 else c.encode("unicode_escape").decode("ascii") for c in raw)
+
+
+def bad_name_entry(rel: str) -> Entry | None:
+    problem = name_problem(rel)
+    return None if problem is None else Entry(printable_name(rel), skip="bad_name", detail=problem)
+
+
 def walk_directory(root: Path) -> Iterator[Entry]:
-    """Every file under `root`, sorted; symlinks are reported, never followed."""
+    """Every file under `root`, sorted; symlinks are reported, never followed; names that are
+    not UTF-8 or hold control characters are reported (`bad_name`) and not read."""
     root = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    errors: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=errors.append):
         dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
         base = Path(dirpath)
-        links = [d for d in dirnames if (base / d).is_symlink()]
+        links = [d for d in dirnames if _is_symlink(base / d)]
         for d in links:  # os.walk lists symlinked dirs but (followlinks=False) won't enter them
             dirnames.remove(d)
         for name in sorted(filenames + links):
             full = base / name
             rel = full.relative_to(root).as_posix()
-            yield _fs_entry(full, rel, root)
+            yield bad_name_entry(rel) or _fs_entry(full, rel, root)
+        yield from _walk_errors(errors, root)
+    yield from _walk_errors(errors, root)
+
+
+def _walk_errors(errors: list[OSError], root: Path) -> Iterator[Entry]:
+    """Folders that could not be listed (permissions, a path longer than PATH_MAX)."""
+    for e in errors:
+        rel = os.path.relpath(e.filename, root) if e.filename else "."
+        yield Entry(printable_name(rel), skip="unreadable", detail=f"{type(e).__name__}: {e.strerror}")
+    errors.clear()
+
+
+def _is_symlink(p: Path) -> bool:
+    try:
+        return p.is_symlink()
+    except OSError:
+        return False
 
 
 def _fs_entry(full: Path, rel: str, root: Path) -> Entry:
-    if full.is_symlink():
-        target = Path(os.path.realpath(full))
-        inside = target == root or root in target.parents
-        return Entry(rel, skip="symlink" if inside else "symlink_escape", detail=os.readlink(full))
     try:
+        if full.is_symlink():
+            target = Path(os.path.realpath(full))
+            inside = target == root or root in target.parents
+            return Entry(rel, skip="symlink" if inside else "symlink_escape", detail=printable_name(os.readlink(full)))
         st = full.stat()
-    except OSError as e:
-        return Entry(rel, skip="unreadable", detail=str(e))
-    if not full.is_file():
+    except OSError as e:  # e.g. a path longer than PATH_MAX
+        return Entry(rel, skip="unreadable", detail=f"{type(e).__name__}: {e.strerror}")
+    if not stat.S_ISREG(st.st_mode):
         return Entry(rel, skip="special_file")
+    if st.st_nlink > 1:
+        # a hard link: the same bytes as a file that may live outside the repository
+        return Entry(rel, size=st.st_size, read=lambda limit=None, p=full: read_file(p, limit),
+                     links=st.st_nlink)
     return Entry(rel, size=st.st_size, read=lambda limit=None, p=full: read_file(p, limit))
 
 
@@ -140,6 +190,19 @@ def dirs_repos(spec: dict) -> list[str]:
     if not root.is_dir():
         raise SourceError("missing_source", f"no such directory: {root}")
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+def dirs_strays(spec: dict) -> list[tuple[str, str, str]]:
+    """(name, reason, detail) of what a `dirs` source holds besides repository folders: a
+    symlinked folder is never followed, a top-level file belongs to no repository."""
+    root = Path(spec["path"]).expanduser()
+    out = []
+    for p in sorted(root.iterdir()):
+        if p.is_symlink():
+            out.append((printable_name(p.name), "symlink", "a symlink at the top of a dirs source is not followed"))
+        elif not p.is_dir():
+            out.append((printable_name(p.name), "not_a_repository", "a file at the top of a dirs source"))
+    return out
 
 
 def expand_dirs(spec: dict, only: str | None = None) -> Iterator[tuple[RepoRef, Iterator[Entry]]]:
@@ -223,7 +286,9 @@ def _tar_extract(path: Path, scratch: tempfile.TemporaryDirectory, limit: int | 
         for i, ti in enumerate(tf):  # iterating reads the whole stream: truncation raises here
             rel = safe_relpath(ti.name)
             if rel is None:
-                out.append(Entry(ti.name, skip="unsafe_path", detail="absolute or '..' member name"))
+                out.append(Entry(printable_name(ti.name), skip="unsafe_path", detail="absolute or '..' member name"))
+            elif bad_name_entry(rel) is not None:
+                out.append(bad_name_entry(rel))
             elif ti.issym() or ti.islnk():
                 out.append(Entry(rel, skip="symlink", detail=ti.linkname))
             elif ti.isdir():
@@ -249,7 +314,10 @@ def _zip_extract(path: Path, scratch: tempfile.TemporaryDirectory, limit: int | 
             if zi.is_dir():
                 continue
             if rel is None:
-                out.append(Entry(zi.filename, skip="unsafe_path", detail="absolute or '..' member name"))
+                out.append(Entry(printable_name(zi.filename), skip="unsafe_path", detail="absolute or '..' member name"))
+                continue
+            if bad_name_entry(rel) is not None:
+                out.append(bad_name_entry(rel))
                 continue
             mode = (zi.external_attr >> 16) & 0o170000
             if mode == 0o120000:
@@ -478,12 +546,12 @@ def stack_repos(spec: dict) -> list[tuple[str, tuple[int, ...], int]]:
             t = pf.read_row_group(i, columns=[repo_col, content_col])
             sizes = pc.fill_null(pc.binary_length(t.column(content_col)), 0).to_pylist()
             for j, (repo, n) in enumerate(zip(t.column(repo_col).to_pylist(), sizes)):
-                rows.setdefault(repo or "", []).append(first + j)
-                nbytes[repo or ""] = nbytes.get(repo or "", 0) + n
+                rows.setdefault(repo, []).append(first + j)  # None: no repository (ingest audits it)
+                nbytes[repo] = nbytes.get(repo, 0) + n
             first += t.num_rows
     except Exception as e:
         raise SourceError("broken_archive", f"{Path(spec['path']).name}: {e}") from e
-    return [(r, tuple(rows[r]), nbytes[r]) for r in sorted(rows)]
+    return [(r, tuple(rows[r]), nbytes[r]) for r in sorted(rows, key=lambda r: (r is not None, r or ""))]
 
 
 def expand_stack_parquet(spec: dict, only: str | None = None,
@@ -522,8 +590,10 @@ def expand_stack_parquet(spec: dict, only: str | None = None,
                 continue
             safe = safe_relpath(rel)
             data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else (content or b"")
-            entries.append(Entry(rel, skip="unsafe_path") if safe is None else
-                           Entry(safe, size=len(data), read=_bytes_reader(data)))
+            if safe is None:
+                entries.append(Entry(printable_name(rel), skip="unsafe_path"))
+            else:
+                entries.append(bad_name_entry(safe) or Entry(safe, size=len(data), read=_bytes_reader(data)))
     key = spec_key({**spec, "repo": only})
     yield RepoRef(repo_id_for(key), only, f"stack_parquet:{spec['path']}#{only}"), iter(sorted(entries, key=lambda e: e.path))
 
@@ -554,6 +624,9 @@ def check_spec(spec: Any, where: str) -> None:
     need = _REQUIRED[kind]
     if not isinstance(spec.get(need), str) or not spec[need]:
         raise ValueError(f"{where}.{need}: required for a {kind!r} source")
+    for key, value in spec.items():
+        if isinstance(value, str) and name_problem(value) == "not valid UTF-8":
+            raise ValueError(f"{where}.{key}: not valid UTF-8 ({printable_name(value)}); name the path in UTF-8")
 
 
 def expand(spec: dict, cache_dir: Path, *, limit: int | None = None, only: str | None = None,
