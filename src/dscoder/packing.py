@@ -556,14 +556,15 @@ BATCH_BYTES = 64 * 2**20
 
 def _batches(docs: Iterable[Mapping[str, Any]], val: frozenset[str], batch_bytes: int) -> Iterator[tuple[list, list]]:
     """Documents in batches of about `batch_bytes` of text, each with its split and its part
-    number (consecutive documents of one repository are its parts 0, 1, ...)."""
+    number: the row's `part` (repo_docs numbers the documents of a split repository), else
+    its position among consecutive rows of its repository (0, 1, ...)."""
     batch, splits, size = [], [], 0
     last, part = None, 0
     for d in docs:
         repo_id = d.get("repo_id")
         part = part + 1 if repo_id == last and repo_id is not None else 0
         last = repo_id
-        batch.append({**d, "part": part})
+        batch.append({**d, "part": part if d.get("part") is None else int(d["part"])})
         splits.append("val" if repo_id in val else "train")
         text = d.get("text")
         size += len(text) if isinstance(text, str) else 0
@@ -636,13 +637,15 @@ def pack_documents(docs: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike
             "audit": audit}
 
 
-REPO_COLUMNS = ["repo_id", "repo_name", "text", "files"]
+REPO_COLUMNS = ["repo_id", "repo_name", "text", "files", "part"]
 
 
 def read_repos(path: str | os.PathLike, batch_bytes: int = BATCH_BYTES,
                columns: Sequence[str] = REPO_COLUMNS) -> Iterator[dict[str, Any]]:
-    """REPOS rows of a Parquet file, streamed in batches of at most about `batch_bytes`."""
-    for batch in iter_batches(path, list(columns), batch_bytes=batch_bytes):
+    """REPOS rows of a Parquet file (those of `columns` it has), streamed in batches of at
+    most about `batch_bytes`."""
+    have = set(pq.read_schema(path).names)
+    for batch in iter_batches(path, [c for c in columns if c in have], batch_bytes=batch_bytes):
         yield from batch.table.to_pylist()
 
 

@@ -357,6 +357,8 @@ def test_repository_in_parts_stays_in_one_split_and_traces_to_its_part(docs, tok
 
     big = [make_repo_row("giant:1", {f"part{k}/m{j}.py": f"x_{k}_{j} = {j}\n" * 40 for j in range(6)})
            for k in range(3)]
+    for k, row in enumerate(big):
+        row["part"] = k  # as repo_docs numbers a split repository's documents
     rows = [*docs[:6], *big, *docs[6:12]]
     path = tmp_path / "repos.parquet"
     write_parquet(path, pa.Table.from_pylist(rows, schema=REPOS), schema=REPOS)
