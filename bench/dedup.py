@@ -1,33 +1,44 @@
-"""dscoder's MinHash near-dedup vs datatrove's MinHash pipeline, side by side on one corpus.
+"""dscoder's MinHash near-dedup — the stage as a user runs it, and its library — vs datatrove.
 
-Run (datatrove is not a project dependency; it lives in a separate bench venv):
+    .venv/bin/python bench/dedup.py                        # default corpus + the mutated-copy case
+    .venv/bin/python bench/dedup.py --corpus mutated --docs 100 --seeds 0 1 2 3 4
+    /work/bench-venv/bin/python bench/dedup.py             # the same, with datatrove's columns
 
-    # once: a venv that sees the project's packages without changing them
+Same documents, same work, each measured as a process tree (bench/_rss.py: wall time, peak RSS
+of the process and all its children):
+- **stage, no server**: `python -m stages.dedup` in a temporary project, as `dvc repro` runs it,
+  no PREFECT_API_URL (the stage starts one temporary Prefect server, shared with its workers);
+- **stage, server**: the same with a persistent Prefect server started beforehand (`make repro`);
+- **library**: the stage's own code with Prefect taken out (bench/_library_stage.py), reading
+  and writing included;
+- **datatrove**: its four-stage MinHash pipeline (signatures, buckets, clusters, filter; local
+  executor, one worker) from the same Parquet documents to the kept documents, once with
+  dscoder's normalisation and tokenisation (the text handed over as dscoder's word tokens,
+  datatrove's normalisation off, split on whitespace) and once with its defaults (shown apart).
+  Both use dscoder's 5-word shingles and bands x rows.
+
+Accuracy, per seed (`--seeds`: min / median / max over them): ground truth is the exact Jaccard
+similarity of dscoder's shingle sets over all pairs (pairs whose set sizes alone bound J below
+the threshold are counted without intersecting them); recall = true pairs (J >= threshold)
+that end in one cluster; false removals = removed documents whose exact J to the member kept
+for their cluster is below `--false-below` (0.6). The stage's own clusters (its seed) are
+checked equal to the library's.
+
+Corpora: `default` is data/repos/repos.parquet when present, else built from the default
+profile's sources (ingest, filter, repo_docs through their libraries, in a temporary copy);
+`mutated` is `--docs` documents: half of them from that corpus (documents under `--max-doc-mb`),
+half copies of those with a share of their words replaced (rates spread so the copies' J to
+their original runs from ~0.5 to ~1).
+
+datatrove is not a project dependency. It is looked for in the interpreter running this script
+(not .venv: a side venv that sees .venv's packages):
+
     /root/.pyenv/versions/3.11.7/bin/python3.11 -m venv /work/bench-venv
     echo "import site; site.addsitedir('/work/main/.venv/lib/python3.11/site-packages')" \
         > /work/bench-venv/lib/python3.11/site-packages/dscoder-main-venv.pth
     /work/bench-venv/bin/pip install datatrove==0.10.1 xxhash==3.5.0 spacy
-    # (xxhash 4.x refuses the str that datatrove 0.10.1 hands it: 'Strings must be encoded')
-    # then
-    /work/bench-venv/bin/python bench/dedup.py [data/repos/repos.parquet] [--max-total-mb 60]
 
-(Installing datatrove into .venv would not change torch or numpy, but it adds ~20 packages
-the project never declared; the side venv keeps .venv exactly as pyproject.toml says, and the
-``.pth`` line makes dscoder, numpy, polars... resolve to .venv's copies.) Without datatrove
-the script still runs dscoder's side (``--skip-datatrove``).
-
-Corpus: the REPOS Parquet given (default data/repos/repos.parquet); when it is missing, one
-document per package directory of .venv's site-packages (its .py files concatenated with
-path headers, as repo_docs does), plus each package vendored under ``pip/_vendor`` and
-``setuptools/_vendor``: real near-duplicates of the installed copies.
-
-Both sides run single-threaded (POLARS_MAX_THREADS=1, RAYON_NUM_THREADS=1, datatrove's local
-executor with one worker), with the same 5-word shingles and the same bands x rows (dscoder's
-optimum for threshold 0.7 / 256 permutations, 25 x 10; datatrove's default is 14 x 8), each
-timed end to end from in-memory documents to the filtered documents: signatures, buckets,
-clusters, filter. Agreement: pairs of documents that end in the same cluster. Ground truth:
-exact Jaccard of dscoder's shingle sets on a sample (every pair either side reported plus
-random pairs); recall is against the true pairs (J >= threshold) in that sample.
+Without it, its rows are skipped with a note.
 """
 
 from __future__ import annotations
@@ -38,79 +49,154 @@ os.environ.setdefault("POLARS_MAX_THREADS", "1")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import itertools  # noqa: E402
+import json  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._rss import run_sampled, tail  # noqa: E402
+from dscoder.config import build  # noqa: E402
 from dscoder.data import minhash_dedup as md  # noqa: E402
+from dscoder.data import ngrams  # noqa: E402
 from dscoder.schemas import REPOS  # noqa: E402
 
-SITE = Path(np.__file__).resolve().parent.parent
+
+# --------------------------------------------------------------------------- corpora
+
+def build_default_corpus(work: Path) -> Path:
+    """data/repos/repos.parquet of the default profile: ingest, filter, repo_docs through their
+    libraries (bench/_library_stage.py) in a temporary copy of the project."""
+    import yaml
+
+    from tests.integration.dvc_repo import make_dvc_repo
+
+    repo = make_dvc_repo(work / "corpus-proj", yaml.safe_load((ROOT / "params.yaml").read_text()))
+    for stage in ("ingest", "filter", "repo_docs"):
+        log = work / f"corpus-{stage}.log"
+        r = run_sampled([sys.executable, str(ROOT / "bench/_library_stage.py"), f"stages.{stage}"], cwd=repo,
+                        env=env_without_api(work), log_path=log)
+        if r.returncode:
+            raise SystemExit(f"building the default corpus: {stage} failed:\n{tail(log)}")
+    return repo / "data/repos/repos.parquet"
 
 
-def package_docs(max_doc_mb: float, max_total_mb: float) -> pa.Table:
-    dirs = [d for d in sorted(SITE.iterdir()) if d.is_dir() and not d.name.endswith((".dist-info", "__pycache__"))]
-    for vendor in (SITE / "pip" / "_vendor", SITE / "setuptools" / "_vendor"):
-        if vendor.is_dir():
-            dirs += [d for d in sorted(vendor.iterdir()) if d.is_dir() and d.name != "__pycache__"]
-    # Vendored packages and their installed twins first, so a small cap still holds the
-    # corpus's real near-duplicates; then everything else in name order.
-    vendored = {d.name for d in dirs if d.parent.name == "_vendor"}
-    dirs.sort(key=lambda d: (d.name not in vendored, d.name, str(d)))
-    rows, total = [], 0
-    for d in dirs:
-        paths = sorted(d.rglob("*.py"))
-        size = sum(p.stat().st_size for p in paths)
-        if not paths or size > max_doc_mb * 1e6 or size < 2000:
-            continue
-        if total + size > max_total_mb * 1e6:
-            continue
-        parts, spans, pos = [], [], 0
-        for p in paths:
-            rel = str(p.relative_to(d))
-            head, body = f"# {rel}\n", p.read_text(encoding="utf-8", errors="replace")
-            spans.append({"path": rel, "language": "python", "start": pos, "end": pos + len(head) + len(body),
-                          "header_chars": len(head)})
-            parts += [head, body]
-            pos += len(head) + len(body)
-        rid = str(d.relative_to(SITE))
-        rows.append({"repo_id": rid, "repo_name": d.name, "source": f"site-packages:{rid}", "text": "".join(parts),
-                     "files": spans, "languages": ["python"], "n_files": len(paths), "edges_found": 0,
-                     "edges_resolved": 0, "cycles_broken": 0})
-        total += size
-    return pa.Table.from_pylist(rows, schema=REPOS)
+def mutated_corpus(src: pa.Table, n_docs: int, max_doc_mb: float, seed: int = 0) -> pa.Table:
+    """n_docs // 2 documents of `src` (each under max_doc_mb) and a copy of each with a share of
+    its words replaced by other words of the corpus (share spread over 0.2%..8%: J ~0.98..0.5)."""
+    rng = random.Random(seed)
+    rows = [r for r in src.to_pylist() if len(r["text"].encode()) <= max_doc_mb * 1e6 and len(r["text"]) > 2000]
+    rng.shuffle(rows)
+    originals = sorted(rows[: n_docs // 2], key=lambda r: r["repo_id"])
+    vocab = [w for r in originals[:10] for w in r["text"].split()[:2000]]
+    rates = np.linspace(0.002, 0.08, len(originals)) if originals else []
+    out = []
+    for r, rate in zip(originals, rates):
+        out.append(r)
+        words = r["text"].split(" ")
+        for i in range(len(words)):
+            if rng.random() < rate:
+                words[i] = rng.choice(vocab)
+        text = " ".join(words)
+        out.append({**r, "repo_id": r["repo_id"] + f"~{rate:.3f}", "repo_name": r["repo_name"] + "-copy",
+                    "text": text, "files": [{"path": "copy.txt", "language": "text", "start": 0, "end": len(text),
+                                             "header_chars": 0}], "languages": ["text"], "n_files": 1})
+    return pa.Table.from_pylist(out, schema=REPOS)
 
 
-def cluster_pairs(groups: dict) -> set[tuple[str, str]]:
-    out = set()
-    for members in groups.values():
-        out.update(itertools.combinations(sorted(members), 2))
-    return out
+# --------------------------------------------------------------------------- ground truth
+
+class Truth:
+    """Exact Jaccard of dscoder's shingle sets, over all pairs."""
+
+    def __init__(self, table: pa.Table, shingle_size: int, threshold: float) -> None:
+        self.ids = table["repo_id"].to_pylist()
+        self.sets = {i: np.unique(md.shingle_hashes(t, shingle_size)) for i, t in zip(self.ids, table["text"].to_pylist())}
+        self.threshold = threshold
+        self.true_pairs = set()
+        self.pairs = 0
+        for a, b in itertools.combinations(sorted(self.ids), 2):
+            self.pairs += 1
+            na, nb = len(self.sets[a]), len(self.sets[b])
+            if min(na, nb) < threshold * max(na, nb):  # J <= min/max < threshold: no need to intersect
+                continue
+            if self.jaccard(a, b) >= threshold:
+                self.true_pairs.add((a, b))
+
+    def jaccard(self, a: str, b: str) -> float:
+        sa, sb = self.sets[a], self.sets[b]
+        inter = len(np.intersect1d(sa, sb, assume_unique=True))
+        union = len(sa) + len(sb) - inter
+        return inter / union if union else 0.0
+
+    def score(self, clusters: dict[str, str], false_below: float) -> dict:
+        """clusters: {doc id: id of the member kept for its cluster} (kept docs map to themselves)."""
+        found = sum(1 for a, b in self.true_pairs if clusters.get(a, a) == clusters.get(b, b))
+        removed = [(d, k) for d, k in clusters.items() if d != k]
+        false = sum(1 for d, k in removed if self.jaccard(d, k) < false_below)
+        return {"recall": found / len(self.true_pairs) if self.true_pairs else 1.0, "removed": len(removed),
+                "false_removals": false}
 
 
-def timed(fn):
-    w, c = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - w, time.process_time() - c
+# --------------------------------------------------------------------------- the runs
+
+def env_without_api(work: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(work / "prefect-home"), PATH=f"{ROOT / '.venv/bin'}:{env['PATH']}")
+    return env
 
 
-def run_dscoder(table: pa.Table, params: md.DedupParams, workdir: Path, shards: int):
-    res, wall, cpu = timed(lambda: md.run_dedup(table, params, workdir, num_shards=shards))
-    groups: dict[str, set[str]] = {}
-    for r in res.clusters.to_pylist():
-        groups.setdefault(r["cluster_id"], set()).add(r["repo_id"])
-    return cluster_pairs({k: v for k, v in groups.items() if len(v) > 1}), wall, cpu, res
+def dedup_project(work: Path, table: pa.Table, params: dict) -> Path:
+    """A temporary copy of the project whose data/repos/repos.parquet is `table`."""
+    from dscoder.io import write_parquet
+    from tests.integration.dvc_repo import make_dvc_repo
+
+    repo = make_dvc_repo(work, params)
+    write_parquet(repo / "data/repos/repos.parquet", table, schema=REPOS)
+    return repo
 
 
-def run_datatrove(table: pa.Table, bands: int, rows: int, workdir: Path):
+def clusters_of(path: Path) -> dict[str, str]:
+    t = pq.read_table(path, columns=["repo_id", "cluster_id"]).to_pylist()
+    return {r["repo_id"]: r["cluster_id"] for r in t}
+
+
+def timed_run(name: str, cmd: list[str], repo: Path, env: dict, log: Path) -> dict:
+    r = run_sampled(cmd, cwd=repo, env=env, log_path=log)
+    if r.returncode:
+        raise SystemExit(f"{name} failed ({r.returncode}):\n{tail(log)}")
+    return {"name": name, "wall_s": r.wall_s, "tree_mb": r.peak_tree_mb, "cpu_s": r.cpu_s, "procs": r.max_procs}
+
+
+def library_clusters(table: pa.Table, params: md.DedupParams, work: Path) -> dict[str, str]:
+    """The library's clusters for `params` in this process (the seed sweep)."""
+    res = md.run_dedup(table, params, work)
+    return {r["repo_id"]: r["cluster_id"] for r in res.clusters.to_pylist()}
+
+
+def datatrove_available() -> str | None:
+    try:
+        import datatrove  # noqa: F401
+    except ImportError as e:
+        return f"datatrove not importable here ({e}); run with /work/bench-venv/bin/python (see the docstring)"
+    return None
+
+
+def run_datatrove(parquet: str, mode: str, bands: int, rows: int, seed: int, workdir: Path) -> dict[str, str]:
+    """datatrove's four-stage MinHash pipeline; {doc id: kept member's id}. `mode`: `dscoder`
+    (dscoder's word tokens as the text, normalisation off, whitespace split) or `default`."""
     import struct
 
     from datatrove.data import Document
@@ -120,115 +206,163 @@ def run_datatrove(table: pa.Table, bands: int, rows: int, workdir: Path):
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     from datatrove.utils.hashing import HashConfig
 
-    ids = table["repo_id"].to_pylist()
-    texts = table["text"].to_pylist()
-    config = MinhashConfig(n_grams=5, num_buckets=bands, hashes_per_bucket=rows, seed=1,
-                           hash_config=HashConfig(precision=64))
-    kept: list[str] = []
+    table = pq.read_table(parquet, columns=["repo_id", "text"])
+    ids, texts = table["repo_id"].to_pylist(), table["text"].to_pylist()
+    kw = {}
+    if mode == "dscoder":
+        texts = [b" ".join(ngrams.words(t)).decode("utf-8", "replace") for t in texts]
+        from datatrove.utils.text import TextNormConfig
 
-    def docs():
-        return [Document(text=t, id=i) for i, t in zip(ids, texts)]
+        kw["norm_config"] = TextNormConfig(lowercase=False, norm_whitespace=False, remove_punctuation=False,
+                                           norm_unicode_diacritic=False, norm_numbers=False, norm_weekdays=False,
+                                           norm_monthnames=False)
+    config = MinhashConfig(n_grams=5, num_buckets=bands, hashes_per_bucket=rows, seed=seed,
+                           hash_config=HashConfig(precision=64), **kw)
+
+    class Whitespace:
+        def word_tokenize(self, text, *a, **k):
+            return text.split()
+
+        def span_tokenize(self, text, *a, **k):  # pragma: no cover - not used by the signature step
+            raise NotImplementedError
+
+    def signature_step():
+        step = MinhashDedupSignature(str(workdir / "sigs"), config=config)
+        if mode == "dscoder":
+            step.__dict__["word_tokenizer"] = Whitespace()  # shadows the (lazy) spaCy tokenizer
+        return step
+
+    docs = lambda: [Document(text=t, id=i) for i, t in zip(ids, texts)]  # noqa: E731
+    common = {"logging_dir": str(workdir / "logs"), "skip_completed": False}
+    LocalPipelineExecutor(pipeline=[docs(), signature_step()], tasks=1, workers=1, **common).run()
+    LocalPipelineExecutor(pipeline=[MinhashDedupBuckets(str(workdir / "sigs"), str(workdir / "buckets"), config=config)],
+                          tasks=bands, workers=1, **common).run()
+    LocalPipelineExecutor(pipeline=[MinhashDedupCluster(str(workdir / "buckets"), str(workdir / "remove"), config=config,
+                                                        save_cluster_id=True)], tasks=1, workers=1, **common).run()
+    kept: list[str] = []
 
     def collect(data, rank=0, world_size=1):
         for doc in data:
             kept.append(doc.id)
             yield doc
 
-    def pipeline():
-        common = {"logging_dir": str(workdir / "logs"), "skip_completed": False}
-        LocalPipelineExecutor(pipeline=[docs(), MinhashDedupSignature(str(workdir / "sigs"), config=config)],
-                              tasks=1, workers=1, **common).run()
-        LocalPipelineExecutor(pipeline=[MinhashDedupBuckets(str(workdir / "sigs"), str(workdir / "buckets"),
-                                                            config=config)],
-                              tasks=bands, workers=1, **common).run()
-        LocalPipelineExecutor(pipeline=[MinhashDedupCluster(str(workdir / "buckets"), str(workdir / "remove"),
-                                                            config=config, save_cluster_id=True)],
-                              tasks=1, workers=1, **common).run()
-        LocalPipelineExecutor(pipeline=[docs(), MinhashDedupFilter(str(workdir / "remove"), load_cluster_ids=True),
-                                        collect], tasks=1, workers=1, **common).run()
-
-    _, wall, cpu = timed(pipeline)
-    groups: dict[int, set[str]] = {}
+    LocalPipelineExecutor(pipeline=[docs(), MinhashDedupFilter(str(workdir / "remove"), load_cluster_ids=True), collect],
+                          tasks=1, workers=1, **common).run()
+    members: dict[int, list[str]] = {}
     cfile = workdir / "remove" / "000000.clusters"
     if cfile.exists():
-        raw = cfile.read_bytes()
-        for doc, cid in struct.iter_unpack("<2I", raw):
-            groups.setdefault(cid, set()).add(ids[doc])
-    return cluster_pairs({k: v for k, v in groups.items() if len(v) > 1}), wall, cpu, len(kept)
+        for doc, cid in struct.iter_unpack("<2I", cfile.read_bytes()):
+            members.setdefault(cid, []).append(ids[doc])
+    keep = set(kept)
+    out = {i: i for i in ids}
+    for group in members.values():
+        k = [m for m in group if m in keep] or group[:1]
+        for m in group:
+            out[m] = k[0]
+    return out
+
+
+def stats(values: list[float], fmt: str) -> str:
+    return "/".join(format(v, fmt) for v in (min(values), statistics.median_low(values), max(values)))
+
+
+def bench_corpus(name: str, table: pa.Table, args, work: Path) -> None:
+    import yaml
+
+    from flows.server import prefect_server
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    dp = build(md.DedupParams, params.get("dedup"), "dedup")
+    bands, rows = dp.bands_rows
+    mb = sum(len(t.encode()) for t in table["text"].to_pylist()) / 1e6
+    runner = params.get("runner") or {}
+    print(f"\n== {name}: {table.num_rows} documents, {mb:.1f} MB; threshold {dp.threshold}, {dp.num_perm} perms, "
+          f"{bands} bands x {rows} rows; stage runner {runner.get('kind')} x {runner.get('workers')} workers; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    repo = dedup_project(work / name, table, params)
+    env = env_without_api(work)
+    timings = []
+    lib = timed_run("library", [sys.executable, str(ROOT / "bench/_library_stage.py"), "stages.dedup"], repo, env,
+                    work / f"{name}-library.log")
+    lib_clusters = clusters_of(repo / "data/dedup/clusters.parquet")
+    timings.append(lib)
+    timings.append(timed_run("stage, no server", ["bash", "-c", "python -m stages.dedup"], repo, env,
+                             work / f"{name}-stage.log"))
+    stage_clusters = clusters_of(repo / "data/dedup/clusters.parquet")
+    with prefect_server(log_path=str(work / "server.log")) as api:
+        timings.append(timed_run("stage, server", ["bash", "-c", "python -m stages.dedup"], repo,
+                                 {**env, "PREFECT_API_URL": api}, work / f"{name}-stage-server.log"))
+    note = datatrove_available()
+    if note is None:
+        for mode in ("dscoder", "default"):
+            timings.append(timed_run(f"datatrove ({mode} norm.)", [sys.executable, __file__, "--_datatrove", mode,
+                                     str(repo / "data/repos/repos.parquet"), str(work / f"{name}-dt-{mode}")],
+                                     repo, env, work / f"{name}-dt-{mode}.log"))
+
+    truth = Truth(table, dp.shingle_size, dp.threshold)
+    scores: dict[str, list[dict]] = {"dscoder": []}
+    for s in args.seeds:
+        scores["dscoder"].append(truth.score(library_clusters(table, dataclasses.replace(dp, seed=s),
+                                                              work / f"{name}-seed{s}"), args.false_below))
+    if note is None:
+        for mode in ("dscoder", "default"):
+            scores[f"datatrove ({mode} norm.)"] = []
+            for s in args.seeds:
+                out = work / f"{name}-dt-{mode}-seed{s}.json"
+                subprocess.run([sys.executable, __file__, "--_datatrove", mode, str(repo / "data/repos/repos.parquet"),
+                                str(work / f"{name}-dt-{mode}-s{s}"), "--seed", str(s), "--_out", str(out)], check=True,
+                               env=env, capture_output=True)
+                scores[f"datatrove ({mode} norm.)"].append(truth.score(json.loads(out.read_text()), args.false_below))
+
+    print(f"{'run':<28} {'wall s':>7} {'cpu s':>7} {'tree MB':>8} {'procs':>5} {'x library':>9} {'MB/s':>6}")
+    for t in timings:
+        print(f"{t['name']:<28} {t['wall_s']:>7.2f} {t['cpu_s']:>7.2f} {t['tree_mb']:>8.0f} {t['procs']:>5} "
+              f"{t['wall_s'] / lib['wall_s']:>9.2f} {mb / t['wall_s']:>6.2f}")
+    for t in timings[1:3]:
+        ok = t["wall_s"] <= 1.5 * lib["wall_s"] + 2 and t["tree_mb"] <= lib["tree_mb"] + 300
+        print(f"  {t['name']}: target 1.5 x {lib['wall_s']:.2f} + 2 = {1.5 * lib['wall_s'] + 2:.2f} s and "
+              f"{lib['tree_mb'] + 300:.0f} MB: {'met' if ok else 'MISSED'}")
+    if note:
+        print(f"  datatrove: skipped: {note}")
+    print(f"stage clusters == library clusters (seed {dp.seed}): {stage_clusters == lib_clusters}")
+    print(f"\naccuracy vs exact Jaccard over all {truth.pairs} pairs ({len(truth.true_pairs)} with J >= "
+          f"{dp.threshold}); seeds {args.seeds}: min/median/max")
+    print(f"{'pipeline':<28} {'recall':>17} {'removed':>10} {'false removals (J < ' + str(args.false_below) + ')':>28}")
+    for k, v in scores.items():
+        print(f"{k:<28} {stats([x['recall'] for x in v], '.3f'):>17} {stats([x['removed'] for x in v], 'd'):>10} "
+              f"{stats([x['false_removals'] for x in v], 'd'):>28}")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("repos", nargs="?", default="data/repos/repos.parquet")
-    ap.add_argument("--max-doc-mb", type=float, default=8.0, help="site-packages corpus: skip larger packages")
-    ap.add_argument("--max-total-mb", type=float, default=30.0, help="site-packages corpus: stop at this size")
-    ap.add_argument("--shards", type=int, default=4)
-    ap.add_argument("--backend", default="rensa", choices=["rensa", "datasketch"])
-    ap.add_argument("--random-pairs", type=int, default=400)
-    ap.add_argument("--skip-datatrove", action="store_true")
-    ap.add_argument("--datatrove-default-bands", action="store_true", help="datatrove with its own 14 x 8")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repos", default="data/repos/repos.parquet", help="the default corpus, if present")
+    ap.add_argument("--corpus", nargs="+", choices=["default", "mutated"], default=["default", "mutated"])
+    ap.add_argument("--docs", type=int, default=100, help="mutated: documents (half originals, half copies)")
+    ap.add_argument("--max-doc-mb", type=float, default=1.0, help="mutated: the largest original taken")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--false-below", type=float, default=0.6)
+    ap.add_argument("--_datatrove", nargs=3, metavar=("MODE", "PARQUET", "WORKDIR"), help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--_out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-
-    if Path(args.repos).is_file():
-        table, source = pq.read_table(args.repos).cast(REPOS), args.repos
-    else:
-        table, source = package_docs(args.max_doc_mb, args.max_total_mb), f"site-packages ({SITE})"
-    mb = sum(len(t.encode()) for t in table["text"].to_pylist()) / 1e6
-    params = md.DedupParams(backend=args.backend)
-    bands, rows = params.bands_rows
-    print(f"corpus: {source}: {table.num_rows} documents, {mb:.1f} MB; threshold {params.threshold}, "
-          f"{params.num_perm} perms, {bands} bands x {rows} rows")
-
+    if args._datatrove:  # one datatrove run in its own process (measured by the parent)
+        mode, parquet, workdir = args._datatrove
+        bands, rows = md.DedupParams().bands_rows
+        out = run_datatrove(parquet, mode, bands, rows, args.seed, Path(workdir))
+        if args._out:
+            Path(args._out).write_text(json.dumps(out))
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-dedup-"))
     try:
-        ours, w_ours, c_ours, res = run_dscoder(table, params, work / "dscoder", args.shards)
-        results = [("dscoder (" + args.backend + ")", ours, w_ours, c_ours, res.repos.num_rows)]
-        if not args.skip_datatrove:
-            try:
-                b, r = (14, 8) if args.datatrove_default_bands else (bands, rows)
-                dt, w_dt, c_dt, n_kept = run_datatrove(table, b, r, work / "datatrove")
-                results.append((f"datatrove 0.10.1 ({b}x{r})", dt, w_dt, c_dt, n_kept))
-            except ImportError as exc:
-                print(f"datatrove not importable ({exc}); run with /work/bench-venv/bin/python", file=sys.stderr)
-
-        # ground truth on a sample: every reported pair plus random pairs
-        ids = table["repo_id"].to_pylist()
-        rng = random.Random(0)
-        sample = set().union(*[p for _, p, *_ in results])
-        all_pairs = list(itertools.combinations(sorted(ids), 2))
-        sample |= set(rng.sample(all_pairs, min(args.random_pairs, len(all_pairs))))
-        text_of = dict(zip(ids, table["text"].to_pylist()))
-        sets: dict[str, np.ndarray] = {}
-
-        def shingles(i):
-            if i not in sets:
-                sets[i] = np.unique(md.shingle_hashes(text_of[i], params.shingle_size))
-            return sets[i]
-
-        def jac(a, b):
-            sa, sb = shingles(a), shingles(b)
-            inter = len(np.intersect1d(sa, sb, assume_unique=True))
-            union = len(sa) + len(sb) - inter
-            return inter / union if union else 0.0
-
-        truth = {p for p in sorted(sample) if jac(*p) >= params.threshold}
-
-        print()
-        print(f"{'pipeline':28s} {'wall s':>8s} {'cpu s':>8s} {'MB/s wall':>10s} {'MB/s cpu':>9s} "
-              f"{'kept':>6s} {'pairs':>6s} {'true':>5s} {'precision':>9s} {'recall':>7s}")
-        for name, pairs, wall, cpu, kept in results:
-            tp = len(pairs & truth)
-            print(f"{name:28s} {wall:8.2f} {cpu:8.2f} {mb / wall:10.2f} {mb / cpu:9.2f} {kept:6d} {len(pairs):6d} "
-                  f"{tp:5d} {tp / len(pairs) if pairs else 1:9.3f} {tp / len(truth) if truth else 1:7.3f}")
-        if len(results) == 2:
-            a, b = results[0][1], results[1][1]
-            print(f"\nspeed-up (wall) dscoder vs datatrove: {results[1][2] / results[0][2]:.1f}x; "
-                  f"pairs in both {len(a & b)}, only dscoder {len(a - b)}, only datatrove {len(b - a)}")
-            for name, diff in (("only dscoder", a - b), ("only datatrove", b - a)):
-                for p in sorted(diff)[:8]:
-                    print(f"  {name}: {p[0]} ~ {p[1]}  exact J = {jac(*p):.3f}")
-        print(f"ground truth sample: {len(sample)} pairs, {len(truth)} with exact J >= {params.threshold}")
-        print("dscoder stats:", {k: v for k, v in res.stats.items() if k != "params"})
+        src = Path(args.repos)
+        if not src.is_file():
+            print("building the default corpus (ingest, filter, repo_docs libraries)...", flush=True)
+            src = build_default_corpus(work)
+        default = pq.read_table(src).cast(REPOS)
+        if "default" in args.corpus:
+            bench_corpus("default", default, args, work)
+        if "mutated" in args.corpus:
+            bench_corpus("mutated", mutated_corpus(default, args.docs, args.max_doc_mb), args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,0 +1,58 @@
+"""Without PREFECT_API_URL a stage starts one temporary Prefect server, and its process-pool
+workers report to it instead of starting their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import yaml
+
+from tests.corpus import make_corpus
+from tests.integration.dvc_repo import ROOT, make_dvc_repo
+
+pytestmark = pytest.mark.integration
+SERVER_APP = "prefect.server.api.server:create_app"
+
+
+def run_counting_servers(cmd: list[str], cwd, env: dict, log) -> tuple[int, set[int]]:
+    """Run `cmd`; the pids of temporary Prefect servers seen among its descendants."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        servers: set[int] = set()
+        while proc.poll() is None:
+            try:
+                for p in psutil.Process(proc.pid).children(recursive=True):
+                    try:
+                        if SERVER_APP in " ".join(p.cmdline()):
+                            servers.add(p.pid)
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+    return proc.returncode, servers
+
+
+def test_a_stage_and_its_workers_share_one_temporary_server(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    repo = tmp_path / "proj"
+    params["ingest"]["sources"] = make_corpus(repo / "corpus")
+    params["runner"] = {"kind": "process", "workers": 2, "address": None, "shards": 2}
+    make_dvc_repo(repo, params)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_LOGGING_LEVEL="INFO")
+    for stage in ("ingest", "filter"):
+        log = tmp_path / f"{stage}.log"
+        rc, servers = run_counting_servers([sys.executable, "-m", f"stages.{stage}"], repo, env, log)
+        text = log.read_text()
+        assert rc == 0, text[-3000:]
+        assert len(servers) == 1, (servers, text[-3000:])  # 3 before: the stage and each of its 2 workers
+        assert text.count("Starting temporary server") == 1
+        assert text.count(f"Task run '{stage}-shard") >= 2  # the shards ran, on the workers, reporting to it
+    assert json.loads((repo / "reports/filter.json").read_text())["files_in"] > 0
