@@ -83,3 +83,24 @@ def test_undo_rejects_unknown_layouts():
 def test_bad_params_name_the_parameter(kwargs, name):
     with pytest.raises(ConfigError, match=name):
         FimParams(**kwargs).validate()
+
+
+def test_complete_examples_counts_whole_examples_per_window():
+    from dscoder.tokenizer import SPECIAL_IDS as S
+
+    import numpy as np
+
+    b, h, e, eos, bos, x = S["fim_begin"], S["fim_hole"], S["fim_end"], S["eos"], S["bos"], 500
+    windows = [
+        [bos, b, x, h, x, e, x, eos],        # PSM, whole
+        [b, h, x, e, x, x, eos, x],          # SPM, whole
+        [x, x, x, x, x, b, x, h],            # begins here, ends in the next window
+        [x, e, x, eos, x, x, x, x],          # ... so neither window holds it whole
+        [b, x, h, x, e, x, x, x],            # no EOS after the middle
+        [b, x, h, bos, e, x, eos, x],        # BOS between the sentinels
+        [b, x, S["msp_0"], x, e, S["msp_0"], x, eos],  # MSP: span sentinels are holes
+        [b, x, e, x, eos, x, x, x],          # no hole at all
+    ]
+    tokens = np.array(sum(windows, []) + [b, h, e], dtype=np.uint16)  # a partial tail window
+    got = fim.complete_examples(tokens, 8, S)
+    assert got.tolist() == [True, True, False, False, False, False, True, False]
