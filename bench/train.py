@@ -5,9 +5,14 @@ CPU (default): the tiny preset, one process, all cores; the trainer runs in-proc
 group, FSDP2 wrapping and all), the peer is nanoGPT's loop with no wrapping. MFU is against
 the matmul FLOP/s this process reaches on the same cores (measured first: the limit).
 
-GPU (`--gpu`): the 1.3B preset (Table 2), seq 4096, bf16, a short run; tokens/s/GPU and MFU
-against the H100's dense bf16 peak (989e12). Run it on one GPU:
-    python bench/train.py --gpu [--compile] [--ac] [--micro 4] [--steps 12]
+GPU (`--gpu`): the 1.3B preset (Table 2), seq 4096, a short run on one GPU with what the
+training stages use there: FSDP2 (one rank), bf16 parameters and compute with fp32 master
+weights and reductions, `torch.compile` per block (`--no-compile` to leave it out), activation
+checkpointing with `--ac`. Tokens/s per GPU and MFU against that GPU's own dense bf16 peak,
+told from its name and memory (`dscoder.train.metrics.gpu_peak`: H100 SXM and H200 989
+TFLOPS, H100 NVL 835, H100 PCIe 756, A100 312); the peer is a plain loop on the same GPU (bf16
+autocast, fused AdamW, compiled blocks alike). Run it on one GPU:
+    python bench/train.py --gpu [--no-compile] [--ac] [--micro 4] [--steps 12]
 
     python bench/train.py                      # CPU, ~2-4 min on 2 shared cores
 """
@@ -119,9 +124,10 @@ def main() -> None:
     ap.add_argument("--accum", type=int, default=2, help="gradient accumulation steps")
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps (CPU 12, GPU 12)")
     ap.add_argument("--vocab", type=int, default=None, help="vocabulary (CPU 8192, GPU 32256)")
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="torch.compile each block (default: on with --gpu, off on CPU)")
     ap.add_argument("--ac", action="store_true", help="activation checkpointing")
-    ap.add_argument("--peak", type=float, default=None, help="peak FLOP/s per device for MFU (GPU default 989e12)")
+    ap.add_argument("--peak", type=float, default=None, help="peak FLOP/s per device for MFU (GPU default: its data sheet's dense bf16)")
     ap.add_argument("--skip-plain", action="store_true")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each loop is kept")
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -130,6 +136,7 @@ def main() -> None:
     from dscoder.model import describe
     from dscoder.train import TrainConfig, write_token_dir
     from dscoder.train.loop import model_config
+    from dscoder.train.metrics import gpu_peak
 
     gpu = args.gpu
     if gpu and not torch.cuda.is_available():
@@ -141,6 +148,7 @@ def main() -> None:
     steps = args.steps or 12
     vocab = args.vocab or (32256 if gpu else 8192)
     global_batch = micro * args.accum
+    compile_blocks = gpu if args.compile is None else args.compile
 
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
@@ -150,20 +158,27 @@ def main() -> None:
             tokens_dir=str(Path(tmp) / "tokens"), model_preset=preset, seq_len=seq,
             global_batch_size=global_batch, micro_batch_size=micro, lr=3e-4, warmup_steps=2,
             max_steps=steps, eval_every=0, eval_sequences=0, checkpoint_every=0, log_every=max(1, steps // 3),
-            device=device.type, compile=args.compile, activation_checkpointing=args.ac, shuffle=False,
+            device=device.type, compile=compile_blocks, activation_checkpointing=args.ac, shuffle=False,
         )
         config = model_config(cfg, vocab)
         from dscoder.model import flops_per_token
 
         fpt = flops_per_token(config, seq)
         if gpu:
-            peak, peak_what = args.peak or 989e12, "H100 dense bf16 data sheet" if not args.peak else "given"
+            props = torch.cuda.get_device_properties(device)
+            card, sheet = gpu_peak(props.name, props.total_memory)
+            if not (args.peak or sheet):
+                raise SystemExit(f"unknown GPU {props.name!r}: give its dense bf16 peak with --peak")
+            peak, peak_what = (args.peak, "given") if args.peak else (sheet, f"{card} data sheet")
         else:  # the best of several short windows: neighbours on a shared machine only ever lower it
             measured = max(matmul_peak(device, torch.float32, 1024, seconds=0.5) for _ in range(6))
             peak, peak_what = args.peak or measured, "fp32 1024^2 matmul, best of 6 windows, measured now"
         print(f"model: {describe(config)}; {fpt / 1e6:.1f} MFLOP/token")
         print(f"batch {global_batch} x {seq} tokens ({micro} micro x {args.accum} accum), {steps} steps, "
-              f"threads {torch.get_num_threads()}, device {torch.cuda.get_device_name() if gpu else 'cpu'}")
+              f"threads {torch.get_num_threads()}, device {torch.cuda.get_device_name() if gpu else 'cpu'}"
+              + (f" ({torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB)" if gpu else ""))
+        print(f"trainer: FSDP2 (1 rank), {'bf16 params + fp32 masters' if gpu else 'fp32'}, "
+              f"compile {'on' if compile_blocks else 'off'}, activation checkpointing {'on' if args.ac else 'off'}")
         print(f"peak: {peak / 1e12:.3f} TFLOP/s ({peak_what})\n")
 
         cfg.peak_flops = peak
@@ -178,12 +193,13 @@ def main() -> None:
             if not args.skip_plain:
                 best["plain"] = max(best["plain"], plain_loop(cfg, device, bf16=gpu))
         trainer_name = "dscoder trainer (FSDP2, 1 rank)" + (f", peak mem {mem:.1f} GiB" if gpu else "")
+        plain_name = "plain PyTorch loop (no wrapping" + (", bf16 autocast)" if gpu else ")")
         rows = [(trainer_name, best["trainer"])]
         if not args.skip_plain:
-            rows.append(("plain PyTorch loop (no wrapping)", best["plain"]))
+            rows.append((plain_name, best["plain"]))
 
     base = rows[-1][1]
-    print(f"{'loop':<55} {'tokens/s':>12} {'MFU':>7} {'vs plain':>9}")
+    print(f"{'loop':<55} {'tokens/s/' + device.type.replace('cuda', 'GPU'):>12} {'MFU':>7} {'vs plain':>9}")
     for name, tps in rows:
         print(f"{name:<55} {tps:>12,.0f} {fpt * tps / peak:>7.1%} {tps / base:>8.2f}x")
     if args.json:
