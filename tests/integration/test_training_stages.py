@@ -6,6 +6,7 @@ AutoModelForCausalLM and generates."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -106,3 +107,136 @@ def test_training_stages_end_to_end(tmp_path, prefect_harness, monkeypatch):
     general = AutoTokenizer.from_pretrained("artifacts/models/general")
     dscoder = AutoTokenizer.from_pretrained("artifacts/tokenizer")
     assert v15.get_vocab() == general.get_vocab() != dscoder.get_vocab()  # trained with the general model's tokenizer
+
+
+# ---- resume or start over, one run per folder, no trainer outliving its stage ----
+
+KILL_TINY = {"model_preset": "tiny", "model_overrides": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                                                        "num_attention_heads": 2, "num_key_value_heads": 2},
+             "global_batch_size": 2, "micro_batch_size": 2, "lr": 1e-3, "warmup_steps": 1, "eval_every": 0,
+             "eval_sequences": 0, "seed": 7, "launch": {"nproc_per_node": 1, "nnodes": 1}}
+
+
+def _tokens_and_tokenizer(root):
+    import numpy as np
+
+    from dscoder.train import write_token_dir
+    from tests.integration.test_train_torchrun import VOCAB, token_stream, write_tokenizer
+
+    rng = np.random.default_rng(0)
+    write_token_dir(root / "data/tokens", train=token_stream(rng, 32 * 64), val=token_stream(rng, 32 * 4),
+                    vocab_size=VOCAB, seq_len=32)
+    write_tokenizer(root / "artifacts/tokenizer")
+
+
+def _curve_steps(root, stage="pretrain"):
+    tsv = root / "reports" / stage / "plots/metrics/train/loss.tsv"
+    return [int(line.split("\t")[0]) for line in tsv.read_text().splitlines()[1:]]
+
+
+def test_changing_max_steps_after_a_kill_starts_over(tmp_path, monkeypatch, capfd):
+    """The resume key holds max_steps (the schedule is laid out over it): a run killed at step 3
+    (checkpoint at 2) is resumed only by the same settings; with another max_steps it starts over."""
+    from stages.training import run_training
+
+    monkeypatch.chdir(tmp_path)
+    _tokens_and_tokenizer(tmp_path)
+    from stages.pretrain import PATHS
+
+    with pytest.raises(RuntimeError, match="stopped before max_steps"):
+        run_training("pretrain", {**KILL_TINY, "max_steps": 6, "checkpoint_every": 2, "stop_after_step": 3}, PATHS)
+    assert (tmp_path / "checkpoints/pretrain/step-000002/manifest.json").is_file()
+    assert _curve_steps(tmp_path) == [1, 2]  # the curve ends at the checkpoint, like a kill's
+
+    summary = run_training("pretrain", {**KILL_TINY, "max_steps": 8, "checkpoint_every": 2}, PATHS)
+    out = capfd.readouterr().out
+    assert "step-000002 was made with other settings or inputs (max_steps: 6 -> 8): starting over" in out
+    assert summary["resumed_from"] is None and summary["steps"] == 8
+    assert _curve_steps(tmp_path) == list(range(1, 9))
+
+    # the same settings after a kill: resumed, and the curve continues without repeating a step
+    with pytest.raises(RuntimeError, match="stopped before max_steps"):
+        run_training("pretrain", {**KILL_TINY, "max_steps": 6, "checkpoint_every": 2, "stop_after_step": 5}, PATHS)
+    summary = run_training("pretrain", {**KILL_TINY, "max_steps": 6, "checkpoint_every": 2}, PATHS)
+    assert "resuming from step-000004" in capfd.readouterr().out
+    assert summary["resumed_from"].endswith("step-000004") and _curve_steps(tmp_path) == list(range(1, 7))
+    assert not (tmp_path / "checkpoints/pretrain/.stage.lock").exists()  # released, not left to DVC
+
+
+def _trainers_of(repo) -> list[int]:
+    import os
+
+    """Live processes (not zombies) running the trainer (torchrun agent or rank) in `repo`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:
+            continue
+        if "dscoder.train" in cmd and cwd == Path(repo) and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+def test_killing_dvc_repro_leaves_no_trainer_and_no_repeated_steps(tmp_path, prefect_api, monkeypatch):
+    """SIGKILL to the process group of `dvc repro` mid-training: the torchrun agent dies with
+    the group and its ranks (in sessions of their own) with the agent; a second trainer on the
+    same folder is refused while the first runs; the rerun resumes and the curve holds every
+    step once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from stages.pretrain import PATHS
+    from stages.training import run_training
+    from tests.integration.dvc_repo import BIN, ROOT, make_dvc_repo
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["pretrain"] = {**KILL_TINY, "max_steps": 600, "checkpoint_every": 20, "keep_checkpoints": 1}
+    repo = make_dvc_repo(tmp_path / "proj", params)
+    _tokens_and_tokenizer(repo)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PREFECT_API_URL": prefect_api, "OMP_NUM_THREADS": "1"}
+    log = open(tmp_path / "repro.log", "w")
+    repro = subprocess.Popen(["dvc", "repro", "--single-item", "pretrain"], cwd=repo, env=env, stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    ckpt = repo / "checkpoints/pretrain"
+    deadline = time.monotonic() + 300
+    while not list(ckpt.glob("step-*/manifest.json")) and repro.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert repro.poll() is None, (tmp_path / "repro.log").read_text()[-3000:]
+    assert _trainers_of(repo), "no trainer found to kill"
+
+    second = subprocess.run([sys.executable, "-m", "dscoder.train", "--config", str(ckpt / "train_config.json")],
+                            cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 3 and "in use by pid" in second.stderr, second.stderr[-2000:]
+    monkeypatch.chdir(repo)
+    with pytest.raises(RuntimeError, match=r"pretrain: .*checkpoints/pretrain is in use by pid \d+ .*stage pretrain"):
+        run_training("pretrain", params["pretrain"], PATHS)
+    assert repro.poll() is None, "the run finished before the kill: make it longer"
+
+    os.killpg(repro.pid, signal.SIGKILL)
+    repro.wait()
+    deadline = time.monotonic() + 20
+    while _trainers_of(repo) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _trainers_of(repo) == []
+    newest = sorted(ckpt.glob("step-*"))
+    time.sleep(2)
+    assert sorted(ckpt.glob("step-*")) == newest  # nobody trains on
+    steps = _curve_steps(repo)
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) % 20 == 0  # ends at a checkpoint, once each
+
+    rerun = subprocess.run(["dvc", "repro", "--single-item", "pretrain"], cwd=repo, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "[train] resumed from checkpoints/pretrain/step-" in rerun.stdout
+    assert _curve_steps(repo) == list(range(1, 601))
+    assert json.loads((repo / "reports/pretrain.json").read_text())["steps"] == 600
