@@ -7,12 +7,12 @@ the matmul FLOP/s this process reaches on the same cores (measured first: the li
 
 GPU (`--gpu`): the 1.3B preset (Table 2), seq 4096, a short run on one GPU with what the
 training stages use there: FSDP2 (one rank), bf16 parameters and compute with fp32 master
-weights and reductions, `torch.compile` per block (`--no-compile` to leave it out), activation
-checkpointing with `--ac`. Tokens/s per GPU and MFU against that GPU's own dense bf16 peak,
-told from its name and memory (`dscoder.train.metrics.gpu_peak`: H100 SXM and H200 989
-TFLOPS, H100 NVL 835, H100 PCIe 756, A100 312); the peer is a plain loop on the same GPU (bf16
-autocast, fused AdamW, compiled blocks alike). Run it on one GPU:
-    python bench/train.py --gpu [--no-compile] [--ac] [--micro 4] [--steps 12]
+weights and reductions; compile, activation checkpointing and the micro batch as
+`presets/1.3b.yaml` configures them (flags override). Tokens/s per GPU and MFU against that
+GPU's own dense bf16 peak, told from its name and memory (`dscoder.train.metrics.gpu_peak`:
+H100 SXM and H200 989 TFLOPS, H100 NVL 835, H100 PCIe 756, A100 312); the peer is a plain loop
+on the same GPU (bf16 autocast, fused AdamW, compiled blocks alike, no AC). Run it on one GPU:
+    python bench/train.py --gpu [--no-compile] [--no-ac] [--micro 4] [--steps 12]
 
     python bench/train.py                      # CPU, ~2-4 min on 2 shared cores
 """
@@ -115,6 +115,15 @@ def trainer_run(cfg) -> float:
     return float(np.median(tps[1:]))
 
 
+def preset_pretrain(preset: str) -> dict:
+    """The pretrain section of presets/<preset>.yaml ({} when there is none): the micro batch,
+    compile and activation checkpointing the 1.3B run is configured with."""
+    import yaml
+
+    path = Path(__file__).resolve().parents[1] / "presets" / f"{preset}.yaml"
+    return (yaml.safe_load(path.read_text()) or {}).get("pretrain", {}) if path.is_file() else {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpu", action="store_true", help="1.3B preset on one GPU, bf16")
@@ -125,8 +134,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps (CPU 12, GPU 12)")
     ap.add_argument("--vocab", type=int, default=None, help="vocabulary (CPU 8192, GPU 32256)")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                    help="torch.compile each block (default: on with --gpu, off on CPU)")
-    ap.add_argument("--ac", action="store_true", help="activation checkpointing")
+                    help="torch.compile each block (default: as presets/<preset>.yaml's pretrain section on GPU, off on CPU)")
+    ap.add_argument("--ac", action=argparse.BooleanOptionalAction, default=None,
+                    help="activation checkpointing (default: as presets/<preset>.yaml's pretrain section on GPU, off on CPU)")
     ap.add_argument("--peak", type=float, default=None, help="peak FLOP/s per device for MFU (GPU default: its data sheet's dense bf16)")
     ap.add_argument("--skip-plain", action="store_true")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each loop is kept")
@@ -144,11 +154,13 @@ def main() -> None:
     device = torch.device("cuda" if gpu else "cpu")
     preset = args.preset or ("1.3b" if gpu else "tiny")
     seq = args.seq or (4096 if gpu else 256)
-    micro = args.micro or 4
+    configured = preset_pretrain(preset) if gpu else {}
+    micro = args.micro or int(configured.get("micro_batch_size", 4))
     steps = args.steps or 12
     vocab = args.vocab or (32256 if gpu else 8192)
     global_batch = micro * args.accum
-    compile_blocks = gpu if args.compile is None else args.compile
+    compile_blocks = bool(configured.get("compile", gpu)) if args.compile is None else args.compile
+    ac = bool(configured.get("activation_checkpointing", False)) if args.ac is None else args.ac
 
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
@@ -158,7 +170,7 @@ def main() -> None:
             tokens_dir=str(Path(tmp) / "tokens"), model_preset=preset, seq_len=seq,
             global_batch_size=global_batch, micro_batch_size=micro, lr=3e-4, warmup_steps=2,
             max_steps=steps, eval_every=0, eval_sequences=0, checkpoint_every=0, log_every=max(1, steps // 3),
-            device=device.type, compile=compile_blocks, activation_checkpointing=args.ac, shuffle=False,
+            device=device.type, compile=compile_blocks, activation_checkpointing=ac, shuffle=False,
         )
         config = model_config(cfg, vocab)
         from dscoder.model import flops_per_token
@@ -178,7 +190,8 @@ def main() -> None:
               f"threads {torch.get_num_threads()}, device {torch.cuda.get_device_name() if gpu else 'cpu'}"
               + (f" ({torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB)" if gpu else ""))
         print(f"trainer: FSDP2 (1 rank), {'bf16 params + fp32 masters' if gpu else 'fp32'}, "
-              f"compile {'on' if compile_blocks else 'off'}, activation checkpointing {'on' if args.ac else 'off'}")
+              f"compile {'on' if compile_blocks else 'off'}, activation checkpointing {'on' if ac else 'off'}"
+              + (" (as presets/" + preset + ".yaml)" if configured else ""))
         print(f"peak: {peak / 1e12:.3f} TFLOP/s ({peak_what})\n")
 
         cfg.peak_flops = peak
@@ -186,6 +199,8 @@ def main() -> None:
         # machine slow whichever runs at the time.
         best = {"trainer": 0.0, "plain": 0.0}
         for _ in range(args.rounds):
+            if gpu:
+                torch.cuda.reset_peak_memory_stats()
             best["trainer"] = max(best["trainer"], trainer_run(cfg))
             if gpu:
                 mem = torch.cuda.max_memory_allocated() / 2**30

@@ -79,6 +79,9 @@ class FolderLock:
                 break
             os.close(fd)
         self.stale = _read_fd(fd) or None
+        if self.stale:  # a file the kernel no longer locks: its owner died without releasing it
+            print(f"[lock] {self.path}: stale lock of pid {self.stale.get('pid')} on {self.stale.get('host')} "
+                  f"({self.stale.get('owner')}) taken over", file=sys.stderr, flush=True)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "owner": self.owner,
                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         os.ftruncate(fd, 0)
