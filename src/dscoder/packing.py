@@ -646,7 +646,8 @@ def read_repos(path: str | os.PathLike, batch_bytes: int = BATCH_BYTES,
     most about `batch_bytes`."""
     have = set(pq.read_schema(path).names)
     for batch in iter_batches(path, [c for c in columns if c in have], batch_bytes=batch_bytes):
-        yield from batch.table.to_pylist()
+        for rows in batch.table.to_batches(max_chunksize=8):  # a few Python rows at a time
+            yield from rows.to_pylist()
 
 
 def repo_ids(path: str | os.PathLike) -> Iterator[str]:
