@@ -7,6 +7,8 @@ Public API (the stage layer calls these):
     lr_at, final_lr                   the learning-rate schedule
     long_context_overrides            Sec. 3.6 settings from an exported base model
     write_token_dir                   a token directory in the trainer's layout
+    resume.resume_key                 what a checkpoint must have been made with to be resumed
+    lock.FolderLock, die_with_parent  one owner per checkpoint folder; no rank outlives torchrun
 
 Importing this package does not import torch or transformers (`train` and `write_token_dir`
 load on first use), so `python -m dscoder.train` rejects bad settings in a fraction of a second.

@@ -30,7 +30,8 @@ class TrainConfig:
     checkpoint_dir: str = ""
     """Where `step-XXXXXX/` checkpoints go (e.g. checkpoints/<run>); empty: no checkpoints."""
     metrics_dir: str = ""
-    """dvclive directory (metrics.json + plots/metrics/*.tsv); empty: no dvclive logging."""
+    """Metrics in dvclive's layout (metrics.json + plots/metrics/*.tsv), rewritten with each
+    checkpoint and at the end; empty: no metrics files."""
     export_dir: str = ""
     """Final Hugging Face model directory (safetensors); empty: no export."""
     tokenizer_dir: str = ""
