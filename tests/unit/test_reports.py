@@ -65,3 +65,20 @@ def test_summary_takes_the_headline_figures():
 def test_share_prefect_api_keeps_a_configured_server(monkeypatch):
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:1/api")
     assert share_prefect_api() == "http://127.0.0.1:1/api"  # nothing started, nothing changed
+
+
+def test_exp_table_puts_experiments_side_by_side():
+    from flows.exp import columns, table
+
+    def rev(name, a, files):
+        return {"rev": name, "name": name, "data": {"params": {"params.yaml": {"data": {"filter": {"a": a}, "b": 1}}},
+                                                 "metrics": {"reports/summary.json": {"data": {"filter": {"files": files},
+                                                                                               "ingest": {"files": 9}}}}}}
+    show = [rev("workspace", 0.0, 12), {**rev("abc1234def", 0.25, 11), "name": "master",
+                                       "experiments": [{"name": "alpha0", "revs": [rev("e1", 0.0, 12)]}]}]
+    cols = columns(show, "reports/summary.json")
+    assert [c[0] for c in cols] == ["workspace", "master", "alpha0"]
+    assert table(cols, changed_only=True) == [["", "workspace", "master", "alpha0"],
+                                              ["param filter.a", "0", "0.25", "0"],
+                                              ["filter.files", "12", "11", "12"]]
+    assert ["ingest.files", "9", "9", "9"] in table(cols, changed_only=False)
