@@ -15,6 +15,8 @@ from pathlib import Path
 
 from prefect import flow, task
 
+from dscoder.data.doc_formats import DEFAULT_DOC_FORMAT, format_tokens
+from dscoder.data.repo_order import RepoDocsSettings
 from dscoder.packing import BATCH_BYTES, read_repos, repo_ids, val_repo_ids
 from dscoder.tokenizer import (TokenizerParams, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
                                save_tokenizer, special_token_ids, train_tokenizer)
@@ -29,9 +31,14 @@ def _docs(src: str, heldout: frozenset[str], batch_bytes: int, want_heldout: boo
 
 
 @task(name="train-bpe")
-def train(src: str, heldout: frozenset[str], params: TokenizerParams, out: str, batch_bytes: int) -> dict:
+def train(src: str, heldout: frozenset[str], params: TokenizerParams, out: str, batch_bytes: int,
+          extra_tokens: tuple[str, ...] = ()) -> dict:
     plan = plan_sample(_docs(src, heldout, batch_bytes, False), params)
-    tok, info = train_tokenizer(sampled_texts(_docs(src, heldout, batch_bytes, False), plan, params), params)
+    if not plan.report()["bytes_available"]:
+        raise SystemExit(f"tokenizer: {src} holds no training text (an empty corpus: see the ingest report and "
+                         "data/raw/audit.parquet for why); a tokenizer cannot be trained on nothing")
+    tok, info = train_tokenizer(sampled_texts(_docs(src, heldout, batch_bytes, False), plan, params), params,
+                                extra_tokens=extra_tokens)
     digest = save_tokenizer(tok, out, params, info)
     return {**info, "hash": digest, "sample": plan.report()}
 
@@ -43,10 +50,11 @@ def measure(src: str, heldout: frozenset[str], out: str, batch_bytes: int) -> di
 
 @flow(name="tokenizer", log_prints=True)
 def tokenizer(params: TokenizerParams, val_fraction: float, split_seed: int, src: Path = IN, out: Path = OUT,
-              batch_bytes: int = BATCH_BYTES) -> dict:
+              batch_bytes: int = BATCH_BYTES, doc_format: str = DEFAULT_DOC_FORMAT) -> dict:
     timer = Timer()
     heldout = val_repo_ids(repo_ids(src), val_fraction, split_seed)
-    info = train(str(src), heldout, params, str(out), batch_bytes)
+    # the repository-document format's own tokens (none for deepseek) become single ids
+    info = train(str(src), heldout, params, str(out), batch_bytes, format_tokens(doc_format))
     timer.mark("train")
     bpt = measure(str(src), heldout, str(out), batch_bytes)
     timer.mark("measure")
@@ -71,8 +79,10 @@ def main() -> None:
     params = load_params(args.params)
     pack = params.get("pack") or {}
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
+    docs = RepoDocsSettings.from_dict(params.get("repo_docs"), "repo_docs")
     tokenizer(TokenizerParams.from_dict(params.get("tokenizer"), "tokenizer"),
-              float(pack.get("val_fraction", 0.01)), int(pack.get("split_seed", 0)), batch_bytes=runner.batch_bytes)
+              float(pack.get("val_fraction", 0.01)), int(pack.get("split_seed", 0)), batch_bytes=runner.batch_bytes,
+              doc_format=docs.doc_format)
 
 
 if __name__ == "__main__":
