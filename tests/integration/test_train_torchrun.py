@@ -127,6 +127,17 @@ def test_killed_and_resumed_run_is_bitwise_identical(setup, full_run):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_checkpoint_of_other_settings_is_refused_not_resumed(setup, full_run):
+    """Run directly (no stage to start over), the trainer will not resume a checkpoint made with
+    another step budget: each rank names the change and exits 3 (torchrun then exits 1),
+    touching nothing."""
+    before = sorted(p.name for p in (full_run / "checkpoint_dir").iterdir())
+    proc = run(setup, "full", "max_steps=14")
+    assert proc.returncode != 0 and "exitcode  : 3" in proc.stderr
+    assert "step-000012 was made with other settings or inputs (max_steps: 12 -> 14)" in proc.stderr
+    assert sorted(p.name for p in (full_run / "checkpoint_dir").iterdir()) == before
+
+
 def test_export_reloads_and_generates(full_run):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
