@@ -440,7 +440,7 @@ def _short(cmd: str) -> str:
         return m.group(1) + " (driver)"
     for key in ("multiprocessing", "spawn_main", "distributed", "default_worker", "ray", "datatrove", "--_datatrove"):
         if key in cmd:
-            return {"spawn_main": "pool worker", "multiprocessing": "pool worker", "distributed": "dask worker",
+            return {"spawn_main": "worker process", "multiprocessing": "worker process", "distributed": "dask worker",
                     "default_worker": "ray worker", "--_datatrove": "datatrove"}.get(key, key)
     return cmd[:40]
 
