@@ -205,6 +205,7 @@ def remove_dead_scratch(folder: Path, stage: str) -> list[Path]:
 def scratch(out: Path, stage: str) -> Iterator[str]:
     """A scratch folder beside `out` (same file system, so parts can be renamed into place),
     named after this process so a later run can tell a dead run's leftovers; removed after."""
+    out = Path(out).resolve()  # absolute: workers on a cluster run in other folders
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_scratch(out.parent, stage)
     with tempfile.TemporaryDirectory(prefix=f".{stage}-{os.getpid()}-", dir=out.parent) as work:
@@ -221,6 +222,7 @@ def run_step(step: Step, src: str | Path, work: str, runner: RunnerSettings,
     """The step pattern's executor half: plan `src` into shards by bytes, run `step` on every
     shard on the flow's task runner (largest first), return the results in input order.
     `size_columns` are the columns whose bytes plan the shards (all columns if empty)."""
+    src = Path(src).resolve()  # absolute: workers on a cluster run in other folders
     shards = plan_shards(src, shards=runner.shards, shard_bytes=runner.shard_bytes, key=step.key or "repo_id",
                          size_columns=size_columns)
     task_ = _step_shard.with_options(name=f"{step.stage}-shard")

@@ -55,7 +55,7 @@ def dedup(params: DedupParams, runner: RunnerSettings, src: Path = IN, out: Path
         clusters = find_clusters([r.extra["bands"] for r in sig], [r.extra["signatures"] for r in sig], params)
         write_parquet(clusters_out, clusters.table, schema=CLUSTERS if params.level == "repo" else FILE_CLUSTERS)
         timer.mark("clusters")
-        applied = run_step(ApplyStep(str(clusters_out), params.level), src, work, runner, size_columns=["text"])
+        applied = run_step(ApplyStep(str(Path(clusters_out).resolve()), params.level), src, work, runner, size_columns=["text"])
         write_step_outputs(applied, out, REPOS)
         timer.mark("apply")
     signed, kept = merge_counts(sig), merge_counts(applied)

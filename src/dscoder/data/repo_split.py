@@ -173,4 +173,6 @@ class RepoDocsStep(Step):
             ctx.count(("problems", reason))
 
     def end(self, ctx: StepContext) -> None:
+        if ctx.state["spool"] is not None:  # shards end on repository boundaries: this is a bug, not bad input
+            raise AssertionError(f"repository {ctx.state['spool'].meta} still open at the end of shard {ctx.shard.index}")
         ctx.extra["languages"] = dict(ctx.extra["languages"])

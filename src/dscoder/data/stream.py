@@ -206,11 +206,15 @@ def iter_batches(path: str | os.PathLike, columns: Sequence[str] | None = None, 
         continued = continues
         return batch
 
+    deferred = False  # a full piece at the end of a row group: whether its group goes on is not yet known
     for first, t in iter_slices(path, columns, start, stop):
         if t.num_rows == 0:
             continue
         sizes = row_nbytes(t)
         keys = t.column(key).to_pylist() if key else [None] * t.num_rows
+        if deferred:
+            yield emit(len(pkeys), keys[0] == pkeys[-1])
+            deferred = False
         offset = 0
         while offset < t.num_rows:
             # rows of t to add until the pending batch reaches batch_bytes
@@ -230,10 +234,11 @@ def iter_batches(path: str | os.PathLike, columns: Sequence[str] | None = None, 
             cut = next((i for i in range(len(pkeys) - 1, 0, -1) if pkeys[i] != pkeys[i - 1]), 0)
             if cut:
                 yield emit(cut, False)
-            elif offset < t.num_rows and keys[offset] != pkeys[-1]:
-                yield emit(len(pkeys), False)  # the group ends exactly here
+            elif offset == t.num_rows:
+                deferred = True  # decided by the next row group's first key, or the end of the range
+                break
             else:
-                yield emit(len(pkeys), True)
+                yield emit(len(pkeys), keys[offset] == pkeys[-1])
     if pending:
         yield emit(len(pkeys), False)
 

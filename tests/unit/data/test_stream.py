@@ -120,3 +120,25 @@ def test_batch_without_key_and_empty_input(tmp_path):
     assert list(iter_batches(src, batch_bytes=10)) == []
     assert plan_shards(src, shards=4, shard_bytes=10) == []
     assert isinstance(Batch(pa.table({"a": [1]}), 0), Batch)
+
+
+def test_groups_are_whole_at_every_batch_size(tmp_path, small_groups):
+    """Whatever the batch size, each group comes as first piece .. last piece, never merged
+    with its neighbour: also when a piece fills up exactly at the end of a row group."""
+    rows = _rows(n_repos=25, seed=3)
+    src = tmp_path / "in.parquet"
+    _write(src, rows)
+    want: dict[str, list[dict]] = {}
+    for r in rows:
+        want.setdefault(r["repo_id"], []).append(r)
+    for budget in range(300, 40_000, 397):
+        got: dict[str, list[dict]] = {}
+        open_id = None
+        for t, first, last in iter_groups(iter_batches(src, batch_bytes=budget)):
+            rid = t.column("repo_id")[0].as_py()
+            assert set(t.column("repo_id").to_pylist()) == {rid}
+            assert first == (open_id is None), (budget, rid)
+            assert first or rid == open_id, (budget, rid)
+            got.setdefault(rid, []).extend(t.to_pylist())
+            open_id = None if last else rid
+        assert open_id is None and got == want, budget
