@@ -17,6 +17,9 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ.setdefault("DVC_SITE_CACHE_DIR", os.path.join(_HOME, "dvc-site-cache"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# torch.compile's C++ build imports setuptools; once any test has imported the standard
+# library's distutils, setuptools' distutils shim would assert. Use the standard one throughout.
+os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `stages` and `flows` are imported from the repo root
 
