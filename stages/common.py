@@ -24,7 +24,7 @@ from prefect import task
 from dscoder.config import Settings, check
 from dscoder.data.step import ShardResult, Step, run_shard
 from dscoder.data.stream import Shard, concat_parts, largest_first, plan_shards
-from dscoder.io import write_json
+from dscoder.io import pid_alive, write_json
 from dscoder.schemas import AUDIT
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -179,23 +179,13 @@ def read_repos(path: str | Path, repo_ids: list[str], columns: list[str] | None 
     return ds.dataset(str(path)).to_table(columns=columns, filter=pc.field("repo_id").isin(repo_ids))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_dead_scratch(folder: Path, stage: str) -> list[Path]:
     """Remove the scratch folders `.<stage>-<pid>-*` of runs whose process is gone (killed
     runs leave them behind). Returns what was removed."""
     removed = []
     for p in folder.glob(f".{stage}-*"):
         parts = p.name[len(stage) + 2:].split("-", 1)
-        if p.is_dir() and parts[0].isdigit() and int(parts[0]) != os.getpid() and not _pid_alive(int(parts[0])):
+        if p.is_dir() and parts[0].isdigit() and int(parts[0]) != os.getpid() and not pid_alive(int(parts[0])):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed

@@ -26,7 +26,8 @@ def atomic_path(dest: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{dest.name}.tmp-"
+    remove_dead_temps(dest)
+    prefix = f".{dest.name}.tmp-{os.getpid()}-"
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; outputs are ordinary shared folders
@@ -53,6 +54,30 @@ def atomic_path(dest: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temps(dest: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries `.<name>.tmp-<pid>-*` beside `dest` left by killed processes
+    (a SIGKILL skips the cleanup of `atomic_path`). Returns what was removed."""
+    dest = Path(dest)
+    removed = []
+    for p in dest.parent.glob(f".{dest.name}.tmp-*"):
+        pid = p.name[len(dest.name) + 6:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def write_json(dest: str | os.PathLike, obj: Any) -> None:
