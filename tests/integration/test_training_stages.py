@@ -111,6 +111,7 @@ def test_training_stages_end_to_end(tmp_path, prefect_harness, monkeypatch):
 
 # ---- resume or start over, one run per folder, no trainer outliving its stage ----
 
+KILL_STEPS = 3000
 KILL_TINY = {"model_preset": "tiny", "model_overrides": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
                                                         "num_attention_heads": 2, "num_key_value_heads": 2},
              "global_batch_size": 2, "micro_batch_size": 2, "lr": 1e-3, "warmup_steps": 1, "eval_every": 0,
@@ -200,7 +201,9 @@ def test_killing_dvc_repro_leaves_no_trainer_and_no_repeated_steps(tmp_path, pre
     from tests.integration.dvc_repo import BIN, ROOT, make_dvc_repo
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["pretrain"] = {**KILL_TINY, "max_steps": 600, "checkpoint_every": 20, "keep_checkpoints": 1}
+    # long enough that the first trainer is still running when the second one starts, also on an
+    # idle machine (a step of this model takes a few ms)
+    params["pretrain"] = {**KILL_TINY, "max_steps": KILL_STEPS, "checkpoint_every": 20, "keep_checkpoints": 1}
     repo = make_dvc_repo(tmp_path / "proj", params)
     _tokens_and_tokenizer(repo)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PREFECT_API_URL": prefect_api, "OMP_NUM_THREADS": "1"}
@@ -238,5 +241,5 @@ def test_killing_dvc_repro_leaves_no_trainer_and_no_repeated_steps(tmp_path, pre
                            text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "[train] resumed from checkpoints/pretrain/step-" in rerun.stdout
-    assert _curve_steps(repo) == list(range(1, 601))
-    assert json.loads((repo / "reports/pretrain.json").read_text())["steps"] == 600
+    assert _curve_steps(repo) == list(range(1, KILL_STEPS + 1))
+    assert json.loads((repo / "reports/pretrain.json").read_text())["steps"] == KILL_STEPS
