@@ -55,7 +55,7 @@ def lineage_at(root: Path, rev: str):
 
 
 def main(args: argparse.Namespace) -> int:
-    from dscoder.cli import _enter_project
+    from flows.cli import _enter_project
     from dscoder.lineage.diff import diff, format_diff
 
     root = _enter_project(args)

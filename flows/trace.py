@@ -110,7 +110,7 @@ def run(root: Path, args) -> tuple[dict, list[str]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from dscoder.cli import _enter_project
+    from flows.cli import _enter_project
 
     root = _enter_project(args)
     try:

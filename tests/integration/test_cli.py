@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dscoder import cli
+from flows import cli
 from tests.integration.dvc_repo import ROOT, make_dvc_repo
 
 pytestmark = pytest.mark.integration
@@ -88,6 +88,7 @@ def test_external_subcommand_is_registered(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "EXTERNAL", {"trace": "fake_trace_cmd"})
     monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.syspath_prepend(str(tmp_path))  # subcommand modules come from the import path
     assert "dscoder trace --step 3" in cli.build_parser().format_help()
     assert cli.main(["trace", "--step", "3"]) == 0
     assert "step 3" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dscoder.cli import deep_merge
+from flows.cli import deep_merge
 from dscoder.fim import FimParams  # noqa: F401  (PackParams builds it)
 from dscoder.model import build_config, count_params
 from dscoder.packing import PackParams

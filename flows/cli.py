@@ -1,9 +1,9 @@
 """`dscoder`: the pipeline from one command line (status, run, presets, sweeps, the Prefect UI).
 
-This is the orchestration layer's front door, so unlike the rest of `src/dscoder` it may reach
-`flows/` and `stages/` (and through them Prefect and DVC) — but only lazily, inside a command,
-after putting the project root (the nearest folder above the working directory holding
-dvc.yaml) on sys.path. `dscoder --help` therefore stays fast and works anywhere.
+The orchestration layer's front door: it lives in `flows/` (installed as a package with
+`stages/`, so nothing edits sys.path) and imports the other flows and stages lazily, inside a
+command, so `dscoder --help` stays fast and works anywhere. Commands run in the project root,
+the nearest folder above the working directory holding dvc.yaml.
 
 Other modules add subcommands through EXTERNAL (name → module). Such a module defines
 HELP (one line), EXAMPLE (one command line), add_arguments(parser) and main(args) -> int.
@@ -38,8 +38,6 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
 
 def _enter_project(args: argparse.Namespace) -> Path:
     root = project_root(getattr(args, "repo", None))
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -208,12 +206,6 @@ def _builtin(sub) -> None:
 
 
 def _external(sub) -> None:
-    try:
-        root = project_root()
-    except SystemExit:
-        return
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     for name, module in EXTERNAL.items():
         try:
             if importlib.util.find_spec(module) is None:
