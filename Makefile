@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 venv: $(STAMP)
 
-# torch first and alone: pip takes the pinned CPU build from local disk (see ENVIRONMENT.md);
+# torch first and alone: pip takes the pinned CPU build from local disk (README, "The two commands");
 # then everything else, every transitive version fixed by requirements.lock.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

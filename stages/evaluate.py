@@ -1,4 +1,4 @@
-"""evaluate: artifacts/models/<model> → reports/eval/<model>.json (RECIPE.md §3, Sec. 4).
+"""evaluate: artifacts/models/<model> → reports/eval/<model>.json (docs/recipe.md §3, Sec. 4).
 
 One run per model (DVC `foreach`): a loop over the benchmarks named in `evaluate.benchmarks`,
 each a module of dscoder.eval.benchmarks behind one interface (items, prompts, score,

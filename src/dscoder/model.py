@@ -1,4 +1,4 @@
-"""Model configurations: DeepSeek-Coder is a Llama-layout decoder (RECIPE.md §2, Sec. 3.3).
+"""Model configurations: DeepSeek-Coder is a Llama-layout decoder (docs/recipe.md §2, Sec. 3.3).
 
 The released checkpoints are `LlamaForCausalLM`, so the model *is* transformers' Llama; this
 module only holds the named sizes (Table 2), builds `LlamaConfig`s from them, counts

@@ -1,4 +1,4 @@
-"""Benchmark decontamination by n-gram overlap (RECIPE.md §1, paper Sec. 2.4).
+"""Benchmark decontamination by n-gram overlap (docs/recipe.md §1, paper Sec. 2.4).
 
 Rule: a file that contains any 10-gram identical to a 10-gram of a benchmark string (a
 docstring, question, solution or test) is removed from its repository's document; the other

@@ -5,7 +5,7 @@ Tokenization (one definition for both steps, so it is documented once):
 - the text is encoded as UTF-8 (unencodable lone surrogates become "?");
 - a *word* is a maximal run of bytes in ``[A-Za-z0-9_]`` or ``>= 0x80``. This is StarCoder's
   near-dedup split (``[^A-Za-z_0-9]`` separates tokens) except that non-ASCII bytes stay
-  inside words, so Chinese or accented text (RECIPE.md §1: 3% Chinese) is not erased;
+  inside words, so Chinese or accented text (docs/recipe.md §1: 3% Chinese) is not erased;
   non-ASCII punctuation therefore sticks to its neighbours, which only makes matching stricter;
 - punctuation, operators and whitespace only separate words, so formatting changes
   (re-indentation, ``a+b`` vs ``a + b``) do not change the n-grams;

@@ -1,4 +1,4 @@
-"""Cross-file code completion (RECIPE.md §3, paper Sec. 4.3, CrossCodeEval-style): completion
+"""Cross-file code completion (docs/recipe.md §3, paper Sec. 4.3, CrossCodeEval-style): completion
 points in held-out repositories whose line uses a symbol defined in another file of the repo;
 CrossCodeEval's exact match, edit similarity, identifier exact match and identifier F1 over
 the prediction cut to one statement (dscoder.eval.code_metrics), without and with

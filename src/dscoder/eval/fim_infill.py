@@ -1,4 +1,4 @@
-"""Single-line infilling (RECIPE.md §3, paper Sec. 4.2, after InCoder/SantaCoder): a line of
+"""Single-line infilling (docs/recipe.md §3, paper Sec. 4.2, after InCoder/SantaCoder): a line of
 code is masked; the model sees the rest in PSM order and must produce the line; the metric is
 line exact match. Sec. 4.2 evaluates Python, Java and JavaScript: tasks come from a benchmark
 file when one is given (JSONL: prefix, suffix, middle, language[, task_id]), else from the

@@ -1,4 +1,4 @@
-"""HumanEval and MBPP (RECIPE.md §3, paper Sec. 4.1): problems, the programs that test a
+"""HumanEval and MBPP (docs/recipe.md §3, paper Sec. 4.1): problems, the programs that test a
 completion, and functional correctness through the sandbox with pass@k."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Program-aided math (RECIPE.md §3, paper Sec. 4.4, PAL): few-shot program-of-thought — the
+"""Program-aided math (docs/recipe.md §3, paper Sec. 4.4, PAL): few-shot program-of-thought — the
 model completes `def solution():` after three worked examples (PAL_SHOTS); the function runs
 in the sandbox followed by `print(solution())` and the last printed number is compared with
 the reference answer. Instruct models are asked for a program that prints the answer."""

@@ -1,4 +1,4 @@
-"""Evil programs (STYLE.md principle 11): each must be contained, scored as a failure, leave no
+"""Evil programs: each must be contained, scored as a failure, leave no
 process behind, and leave the host and the project as they were.
 
 Every evil program is written so that it *passes* only if it escaped; containment therefore

@@ -1,4 +1,4 @@
-"""The LR schedule matches RECIPE.md §2 (Sec. 3.4) at its breakpoints."""
+"""The LR schedule matches docs/recipe.md §2 (Sec. 3.4) at its breakpoints."""
 
 import math
 
