@@ -1,6 +1,6 @@
 """What every stage shares: params loading, the shard task runner, reports.
 
-The shape of a stage (see STYLE.md): a Settings dataclass built from its params.yaml section,
+The shape of a stage: a Settings dataclass built from its params.yaml section,
 a Prefect flow that calls library code, atomic outputs, and `reports/<stage>.json`.
 """
 
@@ -153,30 +153,10 @@ def task_runner(r: RunnerSettings):
     raise AssertionError(r.kind)
 
 
-def chunk(items: Sequence, n: int) -> list[list]:
-    """Split into at most n contiguous, non-empty chunks of near-equal size (order kept)."""
-    n = max(1, min(n, len(items)))
-    k, m = divmod(len(items), n)
-    out, start = [], 0
-    for i in range(n):
-        end = start + k + (1 if i < m else 0)
-        out.append(list(items[start:end]))
-        start = end
-    return [c for c in out if c]
-
-
 def run_shards(task: Callable, shard_args: list[tuple]) -> list[Any]:
     """Submit one task per shard on the flow's task runner; results in submission order."""
     futures = [task.submit(*args) for args in shard_args]
     return [f.result() for f in futures]
-
-
-def read_repos(path: str | Path, repo_ids: list[str], columns: list[str] | None = None):
-    """The rows of the given (few) repositories, without loading the rest."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
-    return ds.dataset(str(path)).to_table(columns=columns, filter=pc.field("repo_id").isin(repo_ids))
 
 
 def remove_dead_scratch(folder: Path, stage: str) -> list[Path]:

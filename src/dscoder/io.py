@@ -93,30 +93,3 @@ def write_parquet(dest: str | os.PathLike, table: pa.Table, *, schema: pa.Schema
     with atomic_path(dest) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=4096, write_statistics=True)
 
-
-def concat_parquet(parts: list[str | os.PathLike], dest: str | os.PathLike, schema: pa.Schema,
-                   row_group_rows: int = 4096) -> int:
-    """Concatenate Parquet parts into `dest` atomically, streaming, in fixed-size row groups.
-
-    Row groups are cut every `row_group_rows` rows whatever the parts' boundaries, so the
-    bytes of `dest` depend only on the rows, not on how many shards produced them.
-    Returns the number of rows written.
-    """
-    rows = 0
-    with atomic_path(dest) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        pending: list[pa.RecordBatch] = []
-        n_pending = 0
-        for part in parts:
-            for batch in pq.ParquetFile(part).iter_batches(batch_size=row_group_rows):
-                pending.append(batch)
-                n_pending += batch.num_rows
-                while n_pending >= row_group_rows:
-                    table = pa.Table.from_batches(pending, schema=schema)
-                    writer.write_table(table.slice(0, row_group_rows), row_group_size=row_group_rows)
-                    rest = table.slice(row_group_rows)
-                    pending, n_pending = rest.to_batches(), rest.num_rows
-                    rows += row_group_rows
-        if n_pending:
-            writer.write_table(pa.Table.from_batches(pending, schema=schema), row_group_size=row_group_rows)
-            rows += n_pending
-    return rows

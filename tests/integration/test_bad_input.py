@@ -166,27 +166,26 @@ CASES: list[Case] = [
 ]
 
 
-def _sources(root: Path, outside: Path) -> list[dict]:
-    arch = root / "archives"
-    arch.mkdir()
+def _tar(members: list[tuple[str, bytes]], mode: str = "w") -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT, errors="surrogateescape") as tf:
-        for name, data in [("proj/ok.py", b"T = 1\n"), ("proj/../../evil.py", f"E = {SECRET!r}\n".encode()),
-                           ("/abs.py", b"A = 1\n"), ("proj/bad\udcff.py", b"B = 1\n")]:
+    with tarfile.open(fileobj=buf, mode=mode, format=tarfile.GNU_FORMAT, errors="surrogateescape") as tf:
+        for name, data in members:
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
-    (arch / "unsafe.tar").write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+def _sources(root: Path, outside: Path) -> list[dict]:
+    arch = root / "archives"
+    arch.mkdir()
+    (arch / "unsafe.tar").write_bytes(_tar([("proj/ok.py", b"T = 1\n"), ("proj/../../evil.py", f"E = {SECRET!r}\n".encode()),
+                                            ("/abs.py", b"A = 1\n"), ("proj/bad\udcff.py", b"B = 1\n")]))
     with zipfile.ZipFile(arch / "bomb.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("ok.py", "Z = 1\n")
         zf.writestr("bomb.py", "0" * (20 * MAX_FILE_BYTES))
-    good = io.BytesIO()
-    with tarfile.open(fileobj=good, mode="w:gz") as tf:
-        data = b"TRUNC = 1\n" * 5000
-        ti = tarfile.TarInfo("t/x.py")
-        ti.size = len(data)
-        tf.addfile(ti, io.BytesIO(data))
-    (arch / "truncated.tar.gz").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
+    whole = _tar([("t/x.py", b"TRUNC = 1\n" * 5000)], "w:gz")
+    (arch / "truncated.tar.gz").write_bytes(whole[: len(whole) // 2])
     stack = pa.table({"max_stars_repo_name": ["org/a", "org/a", None, ""],
                       "max_stars_repo_path": ["a.py", None, "n.py", "e.py"],
                       "content": ["A = 1\n", "B = 2\n", f"N = {SECRET!r}\n", f"E = {SECRET!r}\n"]})

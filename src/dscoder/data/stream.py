@@ -69,10 +69,6 @@ def _row_groups(pf: pq.ParquetFile) -> list[tuple[int, int]]:
     return out
 
 
-def num_rows(path: str | os.PathLike) -> int:
-    return pq.ParquetFile(path).metadata.num_rows
-
-
 def iter_slices(path: str | os.PathLike, columns: Sequence[str] | None, start: int = 0,
                 stop: int | None = None) -> Iterator[tuple[int, pa.Table]]:
     """(first row, table) for each row group overlapping rows [start, stop), sliced to it."""
@@ -324,10 +320,3 @@ def concat_parts(parts: Sequence[str | os.PathLike], dest: str | os.PathLike, sc
                     w.write(t)
         return w.rows
 
-
-def write_table(dest: str | os.PathLike, table: pa.Table | Sequence[dict], schema: pa.Schema) -> int:
-    """Write a (small) table atomically with the fixed layout."""
-    with atomic_path(dest) as tmp:
-        with PartWriter(tmp, schema) as w:
-            w.write(table)
-        return w.rows
