@@ -1,4 +1,4 @@
-"""Repository-level near-deduplication with MinHash LSH (RECIPE.md §1, paper Sec. 2.3).
+"""Repository-level near-deduplication with MinHash LSH (docs/recipe.md §1, paper Sec. 2.3).
 
 The unit is the whole concatenated repository document (``level="repo"``), so dedup never
 tears a repository apart; ``level="file"`` is the ablation that dedups single files instead.
