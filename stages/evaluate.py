@@ -25,6 +25,7 @@ from dscoder.eval import contamination as contam
 from dscoder.eval.benchmarks import Benchmark, Context, layers_text, missing_fim_sentinels, registry
 from dscoder.eval.settings import EvaluateSettings
 from stages.common import Timer, load_params, publish_artifact, write_report_files
+from stages.progress import Progress
 
 MODELS = Path("artifacts/models")
 REPOS_IN = Path("data/clean/repos.parquet")
@@ -57,9 +58,11 @@ def evaluate(model: str, settings: EvaluateSettings, *, models_dir: Path = MODEL
     timer.mark("load")
     benchmarks = registry()
     results: dict[str, Any] = {}
-    for name in s.benchmarks:
-        results[name] = run_benchmark(benchmarks[name], ctx)
-        timer.mark(name)
+    with Progress(f"eval-{model}", len(s.benchmarks), "benchmark", desc=f"evaluate {model}: benchmarks") as progress:
+        for name in s.benchmarks:
+            results[name] = run_benchmark(benchmarks[name], ctx)
+            timer.mark(name)
+            progress.advance(1, done=name)
 
     layers = probe_layers(s.sandbox) if s.allow_execution and s.sandbox.isolation != "basic" else ()
     report = {

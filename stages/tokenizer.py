@@ -21,40 +21,48 @@ from dscoder.packing import BATCH_BYTES, read_repos, repo_ids, val_repo_ids
 from dscoder.tokenizer import (TokenizerParams, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
                                save_tokenizer, special_token_ids, train_tokenizer)
 from stages.common import RunnerSettings, Timer, load_params, stage_args, write_report
+from stages.progress import Progress, artifact_key
 
 IN = Path("data/clean/repos.parquet")
 OUT = Path("artifacts/tokenizer")
 
 
-def _docs(src: str, heldout: frozenset[str], batch_bytes: int, want_heldout: bool):
-    return (d for d in read_repos(src, batch_bytes) if (d["repo_id"] in heldout) == want_heldout)
+def _docs(src: str, heldout: frozenset[str], batch_bytes: int, want_heldout: bool, progress: Progress | None = None):
+    docs = (d for d in read_repos(src, batch_bytes) if (d["repo_id"] in heldout) == want_heldout)
+    return progress.wrap(docs) if progress is not None else docs
 
 
 @task(name="train-bpe")
 def train(src: str, heldout: frozenset[str], params: TokenizerParams, out: str, batch_bytes: int,
-          extra_tokens: tuple[str, ...] = ()) -> dict:
-    plan = plan_sample(_docs(src, heldout, batch_bytes, False), params)
-    if not plan.report()["bytes_available"]:
-        raise SystemExit(f"tokenizer: {src} holds no training text (an empty corpus: see the ingest report and "
-                         "data/raw/audit.parquet for why); a tokenizer cannot be trained on nothing")
-    tok, info = train_tokenizer(sampled_texts(_docs(src, heldout, batch_bytes, False), plan, params), params,
-                                extra_tokens=extra_tokens)
+          extra_tokens: tuple[str, ...] = (), n_train: int | None = None) -> dict:
+    # two passes over the training repositories: plan the sample, then feed it to BPE
+    with Progress("tokenizer", 2 * n_train if n_train is not None else None, "repo",
+                  desc="tokenizer: sample and train (2 passes)") as progress:
+        plan = plan_sample(_docs(src, heldout, batch_bytes, False, progress), params)
+        if not plan.report()["bytes_available"]:
+            raise SystemExit(f"tokenizer: {src} holds no training text (an empty corpus: see the ingest report and "
+                             "data/raw/audit.parquet for why); a tokenizer cannot be trained on nothing")
+        tok, info = train_tokenizer(sampled_texts(_docs(src, heldout, batch_bytes, False, progress), plan, params),
+                                    params, extra_tokens=extra_tokens)
     digest = save_tokenizer(tok, out, params, info)
     return {**info, "hash": digest, "sample": plan.report()}
 
 
 @task(name="bytes-per-token")
 def measure(src: str, heldout: frozenset[str], out: str, batch_bytes: int) -> dict:
-    return bytes_per_token(load_tokenizer(out), _docs(src, heldout, batch_bytes, True))
+    with Progress("tokenizer", len(heldout), "repo", desc="tokenizer: bytes/token on held-out repos",
+                  key=artifact_key("tokenizer", "measure-progress")) as progress:
+        return bytes_per_token(load_tokenizer(out), _docs(src, heldout, batch_bytes, True, progress))
 
 
 @flow(name="tokenizer", log_prints=True)
 def tokenizer(params: TokenizerParams, val_fraction: float, split_seed: int, src: Path = IN, out: Path = OUT,
               batch_bytes: int = BATCH_BYTES, doc_format: str = DEFAULT_DOC_FORMAT) -> dict:
     timer = Timer()
-    heldout = val_repo_ids(repo_ids(src), val_fraction, split_seed)
+    ids = set(repo_ids(src))
+    heldout = val_repo_ids(ids, val_fraction, split_seed)
     # the repository-document format's own tokens (none for deepseek) become single ids
-    info = train(str(src), heldout, params, str(out), batch_bytes, format_tokens(doc_format))
+    info = train(str(src), heldout, params, str(out), batch_bytes, format_tokens(doc_format), len(ids - heldout))
     timer.mark("train")
     bpt = measure(str(src), heldout, str(out), batch_bytes)
     timer.mark("measure")

@@ -11,6 +11,13 @@ over. The launch (world size) is not part of the key: checkpoints reshard.
 One run per checkpoint folder: the stage holds the folder's lock while it runs, refuses to
 start while another stage or a trainer holds it, and starts torchrun so that it dies with the
 stage (its ranks die with torchrun, see `dscoder.train.lock`).
+
+While torchrun runs, the stage (not the ranks: they never talk to Prefect) watches the loss
+curve the trainer rewrites with each checkpoint (`<metrics_dir>/metrics.json`, written last)
+and publishes it to the stage's flow run: a markdown artifact `<stage>-loss` (the curve so
+far: train loss, validation loss where evaluated, lr, tokens/s) updated at each checkpoint,
+and the progress artifact `<stage>-progress` (steps of max_steps). The trainer draws its own
+tqdm bar on a terminal (rank 0).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from dscoder.train.config import TrainConfig, config_from_dict
 from dscoder.train.lock import STAGE_LOCK, TRAINER_LOCK, FolderInUse, FolderLock, die_with_parent, is_locked, read_holder
 from dscoder.train.resume import changed_settings, checkpoint_key, latest_checkpoint, resume_key
 from stages.common import Timer, write_report
+from stages.progress import Progress, artifact_key, run_ids
 
 PATH_FIELDS = ("tokens_dir", "checkpoint_dir", "metrics_dir", "export_dir", "tokenizer_dir", "summary_path", "run_name")
 
@@ -113,9 +121,10 @@ def launch_trainer(stage: str, cfg: dict[str, Any], train_cfg: TrainConfig, ckpt
     summary_path.unlink(missing_ok=True)
     cmd = torchrun_command(cfg_path, nproc, nnodes, rdzv_endpoint=rdzv_endpoint)
     print(f"[{stage}] {' '.join(cmd)}")
-    proc = subprocess.run(cmd, env=torchrun_env(nproc), preexec_fn=die_with_parent)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{stage}: torchrun exited with code {proc.returncode}")
+    with TrainingWatch(stage, cfg.get("metrics_dir"), train_cfg.max_steps) as watch:
+        returncode = watch.wait(subprocess.Popen(cmd, env=torchrun_env(nproc), preexec_fn=die_with_parent))
+    if returncode != 0:
+        raise RuntimeError(f"{stage}: torchrun exited with code {returncode}")
     summary = json.loads(summary_path.read_text())
     if summary.get("status") != "complete":
         raise RuntimeError(f"{stage}: training stopped before max_steps ({summary.get('status')}); rerun to resume")
@@ -126,3 +135,146 @@ def training_report(stage: str, summary: dict[str, Any], timer: Timer, extra: di
     keep = ("steps", "tokens", "seq_len", "world_size", "device", "final_train_loss", "final_val_loss", "final_lr",
             "params", "tokens_per_sec", "mfu", "resumed_from")
     return write_report(stage, {**{k: summary.get(k) for k in keep}, **(extra or {})}, timer)
+
+
+# ---- what the Prefect UI shows while a trainer runs ----
+
+def read_curves(metrics_dir: str | Path) -> dict[str, dict[int, float]]:
+    """{metric ('train/loss', 'val/loss', 'lr', ...): {step: value}} from the dvclive files
+    under `<metrics_dir>/plots/metrics` (`dscoder.train.metrics.MetricsLog`); {} before the
+    first checkpoint. A file being replaced is read whole or not at all (atomic renames)."""
+    root = Path(metrics_dir) / "plots" / "metrics"
+    curves: dict[str, dict[int, float]] = {}
+    for tsv in sorted(root.rglob("*.tsv")) if root.is_dir() else []:
+        points = {}
+        for line in tsv.read_text().splitlines()[1:]:
+            step, _, value = line.partition("\t")
+            try:
+                points[int(step)] = float(value)
+            except ValueError:
+                continue
+        curves[tsv.relative_to(root).with_suffix("").as_posix()] = points
+    return curves
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """One character per value, lowest ▁ to highest █."""
+    lo, hi = min(values), max(values)
+    return "".join(SPARK[int((v - lo) / (hi - lo) * (len(SPARK) - 1)) if hi > lo else 0] for v in values)
+
+
+def _thin(steps: list[int], keep: set[int], most: int) -> list[int]:
+    """At most about `most` of `steps`, evenly spaced, plus every step in `keep` and the last."""
+    stride = max(1, -(-len(steps) // most))
+    return sorted({s for i, s in enumerate(steps) if i % stride == 0} | (keep & set(steps)) | set(steps[-1:]))
+
+
+def loss_markdown(stage: str, curves: dict[str, dict[int, float]], max_steps: int, rows: int = 40) -> str:
+    """The loss curve so far as markdown: a headline, a sparkline of the train loss, and a
+    table (train loss, validation loss where the trainer evaluated, lr, tokens/s) of at most
+    about `rows` steps, every evaluated step included."""
+    train, val = curves.get("train/loss", {}), curves.get("val/loss", {})
+    if not train:
+        return f"### {stage}: no checkpoint yet"
+    steps = sorted(train)
+    line = [train[s] for s in _thin(steps, set(), 60)]
+    out = [f"### {stage}: loss at step {steps[-1]} of {max_steps}", "",
+           f"train loss `{sparkline(line)}` {train[steps[0]]:.4f} (step {steps[0]}) → {train[steps[-1]]:.4f} "
+           f"(step {steps[-1]})"]
+    if val:
+        last = max(val)
+        out[-1] += f"; validation loss {val[last]:.4f} (step {last})"
+    cols = [("train loss", "train/loss", "{:.4f}"), ("val loss", "val/loss", "{:.4f}"), ("lr", "lr", "{:.3g}"),
+            ("tokens/s", "tokens_per_sec", "{:,.0f}")]
+    cols = [c for c in cols if curves.get(c[1])]
+    out += ["", "| step | " + " | ".join(c[0] for c in cols) + " |", "|---:|" + "---:|" * len(cols)]
+    for s in _thin(steps, set(val), rows):
+        cells = [fmt.format(curves[name][s]) if s in curves[name] else "" for _, name, fmt in cols]
+        out.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+class TrainingWatch:
+    """Publishes a running trainer's curve to the stage's flow run at each checkpoint (see the
+    module docstring); outside a flow run only the progress bar logic runs (and draws nothing:
+    the trainer has its own bar). Best effort: a failed publish never stops the training."""
+
+    POLL_S = 2.0
+
+    def __init__(self, stage: str, metrics_dir: str | None, max_steps: int):
+        self.stage, self.max_steps = stage, max_steps
+        self.metrics_dir = Path(metrics_dir) if metrics_dir else None
+        # the trainer's own bar is the one on the terminal: this one only feeds the artifact
+        self.progress = Progress(stage, max_steps, "step", desc=f"{stage}: training steps", bar=False)
+        self.loss_key = artifact_key(stage, "loss")
+        self.loss_id = None
+        self._seen: tuple[int, int] | None = None
+        self._failed = False
+
+    def __enter__(self) -> "TrainingWatch":
+        self.progress.__enter__()
+        self.poll()  # a resumed run shows its curve so far at once
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.poll()
+        self.progress.close()
+
+    def wait(self, proc: subprocess.Popen) -> int:
+        """Wait for `proc`, polling the curve; kill it if this process is interrupted."""
+        with proc:
+            try:
+                while True:
+                    try:
+                        return proc.wait(timeout=self.POLL_S)
+                    except subprocess.TimeoutExpired:
+                        self.poll()
+            except BaseException:
+                proc.kill()
+                raise
+
+    def poll(self) -> bool:
+        """Publish the curve if the trainer rewrote it since the last look; whether it did."""
+        if self.metrics_dir is None:
+            return False
+        try:
+            st = (self.metrics_dir / "metrics.json").stat()
+        except OSError:
+            return False
+        if (st.st_mtime_ns, st.st_size) == self._seen:
+            return False
+        self._seen = (st.st_mtime_ns, st.st_size)
+        curves = read_curves(self.metrics_dir)
+        train = curves.get("train/loss") or {}
+        if not train:
+            return False
+        step = max(train)
+        self.progress.update_to(step, loss=round(train[step], 4))
+        self.publish(loss_markdown(self.stage, curves, self.max_steps))
+        return True
+
+    def publish(self, markdown: str) -> None:
+        if self._failed or run_ids()[1] is None:
+            return
+        try:
+            if self.loss_id is None:
+                from prefect.artifacts import MarkdownArtifact
+
+                task_run_id, flow_run_id = run_ids()
+                self.loss_id = MarkdownArtifact(
+                    key=self.loss_key, markdown=markdown, flow_run_id=flow_run_id, task_run_id=task_run_id,
+                    description=f"{self.metrics_dir}/plots/metrics: the loss curve so far, at each checkpoint",
+                ).create(_sync=True).id
+            else:
+                from prefect.client.orchestration import get_client
+                from prefect.client.schemas.actions import ArtifactUpdate
+
+                with get_client(sync_client=True) as client:
+                    client.update_artifact(self.loss_id, ArtifactUpdate(data=markdown))
+        except Exception as e:
+            self._failed = True
+            print(f"[{self.stage}] loss artifact {self.loss_key}: not published ({type(e).__name__}: {e}); going on")
+

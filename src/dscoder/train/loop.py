@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -18,6 +19,7 @@ from transformers import LlamaConfig
 
 from dscoder.io import write_json
 from dscoder.model import build_config, build_model, count_params, describe, flops_per_token, with_long_context
+from dscoder.progress import make_bar
 from dscoder.train.checkpoint import latest_checkpoint, load_checkpoint, read_metrics_rows, save_checkpoint
 from dscoder.train.config import TrainConfig
 from dscoder.train.data import IGNORE_INDEX, BatchStream, TokenBlocks, eval_batches, read_meta
@@ -145,6 +147,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     Rank 0 holds the checkpoint folder's lock throughout: a second trainer on the same
     folder stops at once with the owner's pid."""
     cfg.validate()  # before joining the group: bad settings fail fast, in every rank
+    if cfg.model_card and not Path(cfg.model_card).is_file():  # read at the export: missing, fail now
+        raise ValueError(f"model_card {cfg.model_card!r} is not a file")
     meta = read_meta(cfg.tokens_dir)
     seq_len = cfg.seq_len or int(meta.get("seq_len", 0))
     if seq_len < 2:
@@ -213,6 +217,11 @@ def run(cfg: TrainConfig, env: DistEnv, meta: dict[str, Any], seq_len: int, star
             )
         metrics.write()
 
+    # rank 0, on a terminal only (dscoder.progress): steps with loss and tokens/s
+    bar = make_bar(cfg.max_steps, unit="step", desc=cfg.run_name or "train", initial=step) if env.is_main else None
+    if bar is not None:
+        def log(*parts: Any, **_: Any) -> None:  # lines above the bar, not through it
+            bar.write(" ".join(map(str, parts)))
     val_loss = float("nan")
     steps_timed, time_in_steps, stopped, warm = 0, 0.0, False, False
     while step < cfg.max_steps:
@@ -256,6 +265,9 @@ def run(cfg: TrainConfig, env: DistEnv, meta: dict[str, Any], seq_len: int, star
             val_loss = evaluate(model, val_batches, env.device)
             last["val/loss"] = val_loss
         metrics.log(step, last)
+        if bar is not None:
+            bar.set_postfix({"loss": f"{train_loss:.4f}", "tok/s": f"{tps:,.0f}"}, refresh=False)
+            bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             log(f"[train] step {step}/{cfg.max_steps} " + " ".join(f"{k}={v:.4g}" for k, v in last.items()), flush=True)
         if step == cfg.max_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
@@ -265,6 +277,8 @@ def run(cfg: TrainConfig, env: DistEnv, meta: dict[str, Any], seq_len: int, star
             log(f"[train] stop_after_step={step}: leaving the loop", flush=True)
             break
 
+    if bar is not None:
+        bar.close()
     if val_batches and not stopped and "val/loss" not in last:  # resumed at the end, no step ran: score anyway
         val_loss = evaluate(model, val_batches, env.device)
     tok_s = tokens_per_step * steps_timed / time_in_steps if time_in_steps else 0.0
@@ -294,6 +308,7 @@ def run(cfg: TrainConfig, env: DistEnv, meta: dict[str, Any], seq_len: int, star
             model, config, cfg.export_dir, dtype=cfg.export_dtype, tokenizer_dir=cfg.tokenizer_dir or None,
             # the manifest holds what made the model, not how fast: same inputs, same bytes
             train_config=cfg.to_dict(), manifest={k: v for k, v in summary.items() if k not in VOLATILE},
+            card=json.loads(Path(cfg.model_card).read_text()) if cfg.model_card else None,
         )
     if not stopped:
         metrics.write()
