@@ -17,6 +17,7 @@ from dscoder.config import ConfigError
 from dscoder.mixture import MixtureParams, corpus_sources, write_mixture
 from dscoder.packing import read_repos
 from stages.common import Timer, load_params, stage_args
+from stages.model_card import DATA_STAGES, card_facts
 from stages.training import run_training, training_report
 
 IN = Path("data/clean/repos.parquet")
@@ -43,15 +44,16 @@ def mixture(init_from: str, mp: MixtureParams) -> dict:
 @flow(name="continue_pretrain", log_prints=True)
 def continue_pretrain(section: dict) -> dict:
     timer = Timer()
-    section = dict(section)
+    params, section = section, dict(section)
     init_from = section.pop("init_from", None)
     if not init_from or not Path(init_from, "config.json").is_file():
         raise ConfigError(f"continue_pretrain.init_from: not a Hugging Face model directory: {init_from!r}")
     mp = MixtureParams.from_dict(section.pop("mixture", None), "continue_pretrain.mixture")
     data = mixture(init_from, mp)
     timer.mark("mixture")
+    card = card_facts("continue_pretrain", params, start=init_from, before=DATA_STAGES, data={"mixture": data})
     summary = run_training("continue_pretrain", section, {**PATHS, "tokenizer_dir": init_from},
-                           extra={"init_from": init_from, "seq_len": mp.seq_len})
+                           extra={"init_from": init_from, "seq_len": mp.seq_len}, card=card)
     timer.mark("train")
     return training_report("continue_pretrain", summary, timer, extra={"data": data})
 

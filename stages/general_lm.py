@@ -18,6 +18,7 @@ from dscoder.io import atomic_path
 from dscoder.mixture import general_lm_texts, train_general_tokenizer, write_texts
 from dscoder.packing import read_repos
 from stages.common import Timer, load_params, stage_args
+from stages.model_card import DATA_STAGES, card_facts
 from stages.training import run_training, training_report
 
 IN = Path("data/clean/repos.parquet")
@@ -46,14 +47,15 @@ def corpus(vocab_size: int, seq_len: int) -> dict:
 @flow(name="general_lm", log_prints=True)
 def general_lm(section: dict) -> dict:
     timer = Timer()
-    section = dict(section)
+    params, section = section, dict(section)
     vocab = section.pop("vocab_size", 2048)
     seq_len = section.get("seq_len", 256)
     if not isinstance(vocab, int) or vocab < 300:
         raise ConfigError(f"general_lm.vocab_size: must be an integer >= 300, got {vocab!r}")
     data = corpus(vocab, seq_len)
     timer.mark("corpus")
-    summary = run_training("general_lm", section, PATHS)
+    card = card_facts("general_lm", params, before=DATA_STAGES, data={"corpus": data})
+    summary = run_training("general_lm", section, PATHS, card=card)
     timer.mark("train")
     return training_report("general_lm", summary, timer, extra={"data": data})
 

@@ -15,6 +15,7 @@ from transformers import AutoTokenizer
 
 from dscoder.instruct import InstructPackParams, pack_instructions, read_examples, save_chat_tokenizer
 from stages.common import Timer, load_params, stage_args
+from stages.model_card import card_facts, instruction_data
 from stages.training import run_training, training_report
 
 BASE = "artifacts/models/base-16k"
@@ -44,15 +45,17 @@ def pack(pp: InstructPackParams) -> dict:
 @flow(name="instruct", log_prints=True)
 def instruct(section: dict) -> dict:
     timer = Timer()
-    section = dict(section)
+    params, section = section, dict(section)
     pp = InstructPackParams.from_dict(section.pop("pack", None), "instruct.pack")
     meta = pack(pp)
     timer.mark("pack")
+    data = {k: v for k, v in meta.items() if isinstance(v, (int, float, str))}
+    card = card_facts("instruct", params, start=BASE, between=("instruct_data",),
+                      data={**instruction_data(), "tokens": data})
     summary = run_training("instruct", section, PATHS, extra={"init_from": BASE, "loss_mask": True,
-                                                               "seq_len": pp.seq_len})
+                                                               "seq_len": pp.seq_len}, card=card)
     timer.mark("train")
     print(f"instruct: {summary['steps']} steps, final loss {summary['final_train_loss']:.3f}")
-    data = {k: v for k, v in meta.items() if isinstance(v, (int, float, str))}
     return training_report("instruct", summary, timer, extra={"data": data})
 
 

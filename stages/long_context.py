@@ -11,6 +11,7 @@ from prefect import flow
 from dscoder.config import ConfigError
 from dscoder.train import long_context_overrides
 from stages.common import Timer, load_params, stage_args
+from stages.model_card import card_facts, code_data
 from stages.training import run_training, training_report
 
 BASE = "artifacts/models/base"
@@ -27,6 +28,7 @@ PATHS = {
 @flow(name="long_context", log_prints=True)
 def long_context(section: dict) -> dict:
     timer = Timer()
+    card = card_facts("long_context", section, start=BASE, data=code_data(PATHS["tokens_dir"]))
     section = dict(section)
     rope = dict(section.pop("rope", None) or {})
     unknown = set(rope) - {"factor", "theta"}
@@ -39,7 +41,7 @@ def long_context(section: dict) -> dict:
     for key in ("schedule", "warmup_steps"):  # the params may still override these
         if key in section:
             extra.pop(key)
-    summary = run_training("long_context", section, PATHS, extra=extra)
+    summary = run_training("long_context", section, PATHS, extra=extra, card=card)
     timer.mark("train")
     print(f"long_context: {summary['steps']} steps at {summary['seq_len']} tokens, final loss {summary['final_train_loss']:.3f}")
     return training_report("long_context", summary, timer)

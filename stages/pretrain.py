@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import flow
 
 from stages.common import Timer, load_params, stage_args
+from stages.model_card import DATA_STAGES, TOKEN_STAGES, card_facts, code_data
 from stages.training import run_training, training_report
 
 PATHS = {
@@ -25,7 +26,8 @@ PATHS = {
 @flow(name="pretrain", log_prints=True)
 def pretrain(section: dict) -> dict:
     timer = Timer()
-    summary = run_training("pretrain", section, PATHS)
+    card = card_facts("pretrain", section, before=(*DATA_STAGES, *TOKEN_STAGES), data=code_data(PATHS["tokens_dir"]))
+    summary = run_training("pretrain", section, PATHS, card=card)
     timer.mark("train")
     print(f"pretrain: {summary['steps']} steps, final loss {summary['final_train_loss']:.3f}")
     return training_report("pretrain", summary, timer)

@@ -37,7 +37,11 @@ from dscoder.train.resume import changed_settings, checkpoint_key, latest_checkp
 from stages.common import Timer, write_report
 from stages.progress import Progress, artifact_key, run_ids
 
-PATH_FIELDS = ("tokens_dir", "checkpoint_dir", "metrics_dir", "export_dir", "tokenizer_dir", "summary_path", "run_name")
+PATH_FIELDS = ("tokens_dir", "checkpoint_dir", "metrics_dir", "export_dir", "tokenizer_dir", "summary_path", "run_name",
+               "model_card")
+CARD_FACTS = "model_card.json"
+"""The stage's model card facts (`stages.model_card.card_facts`) in the checkpoint folder: the
+trainer's `model_card`, rendered by the export into README.md; never part of the resume key."""
 
 
 def split_launch(section: dict[str, Any] | None, stage: str) -> tuple[dict[str, Any], dict[str, int]]:
@@ -80,10 +84,13 @@ def clear_folder(folder: Path) -> None:
 
 
 def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, str],
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one training stage under torchrun; return the trainer's summary."""
+                 extra: dict[str, Any] | None = None, card: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one training stage under torchrun; return the trainer's summary. `card`: the facts
+    for the exported model's card."""
     settings, launch = split_launch(section, stage)
     cfg = {**settings, **(extra or {}), **paths, "run_name": stage}
+    if card is not None:
+        cfg["model_card"] = str(Path(paths["checkpoint_dir"]) / CARD_FACTS)
     nproc = int(launch.get("nproc_per_node", 1))
     nnodes = int(launch.get("nnodes", 1))
     try:  # fails fast, naming the field, before torch starts
@@ -100,13 +107,13 @@ def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, st
     try:
         if is_locked(ckpt / TRAINER_LOCK):  # a trainer that outlived its stage (another node, a manual run)
             raise RuntimeError(f"{stage}: {FolderLock(ckpt, TRAINER_LOCK).busy_message(read_holder(ckpt / TRAINER_LOCK))}")
-        return launch_trainer(stage, cfg, train_cfg, ckpt, nproc, nnodes, launch.get("rdzv_endpoint"))
+        return launch_trainer(stage, cfg, train_cfg, ckpt, nproc, nnodes, launch.get("rdzv_endpoint"), card)
     finally:
         lock.release()
 
 
 def launch_trainer(stage: str, cfg: dict[str, Any], train_cfg: TrainConfig, ckpt: Path, nproc: int, nnodes: int,
-                   rdzv_endpoint: str | None) -> dict[str, Any]:
+                   rdzv_endpoint: str | None, card: dict[str, Any] | None = None) -> dict[str, Any]:
     """Resume or start over, then run torchrun (killed with this process) to the end."""
     summary_path = Path(cfg["summary_path"])
     resume, why = resume_decision(ckpt, summary_path, train_cfg)
@@ -116,6 +123,8 @@ def launch_trainer(stage: str, cfg: dict[str, Any], train_cfg: TrainConfig, ckpt
         if cfg.get("metrics_dir"):
             shutil.rmtree(cfg["metrics_dir"], ignore_errors=True)  # a fresh loss curve
     ckpt.mkdir(parents=True, exist_ok=True)
+    if card is not None:
+        write_json(ckpt / CARD_FACTS, card)
     cfg_path = ckpt / "train_config.json"
     write_json(cfg_path, cfg)
     summary_path.unlink(missing_ok=True)

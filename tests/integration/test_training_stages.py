@@ -108,6 +108,22 @@ def test_training_stages_end_to_end(tmp_path, prefect_harness, monkeypatch):
     dscoder = AutoTokenizer.from_pretrained("artifacts/tokenizer")
     assert v15.get_vocab() == general.get_vocab() != dscoder.get_vocab()  # trained with the general model's tokenizer
 
+    # every export carries its model card; each continues the recipe of the model it started from
+    from huggingface_hub import ModelCard
+
+    recipes = {"base": ["pretrain"], "base-16k": ["pretrain", "long_context"],
+               "instruct": ["pretrain", "long_context", "instruct"], "general": ["general_lm"],
+               "v1.5": ["general_lm", "continue_pretrain"]}
+    for name, stages in recipes.items():
+        folder = tmp_path / "artifacts/models" / name
+        card = ModelCard.load(folder / "README.md")
+        assert card.data.to_dict()["dscoder"]["recipe"] == stages, name
+        assert card.data.model_name == name and card.data.license == "other"
+        assert "README.md" in json.loads((folder / "manifest.json").read_text())["files"]
+        assert str(tmp_path) not in card.text
+    base_card = ModelCard.load(tmp_path / "artifacts/models/base/README.md").text
+    assert "| python |" in base_card and "`test:alpha`" in base_card  # tokens per language; the sources
+
 
 # ---- resume or start over, one run per folder, no trainer outliving its stage ----
 

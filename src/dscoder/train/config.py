@@ -40,6 +40,9 @@ class TrainConfig:
     """JSON summary (final losses, tokens, steps, time) for the stage report; optional."""
     run_name: str = "train"
     """Name used in logs and the summary."""
+    model_card: str = ""
+    """JSON file of model card facts gathered by the stage (the recipe, the data each stage saw),
+    rendered with the export's own into its README.md (`dscoder.train.model_card`); optional."""
 
     # ---- model ----
     model_preset: str = "tiny"

@@ -1,4 +1,4 @@
-"""Final export: a Hugging Face model directory (safetensors + config + tokenizer)."""
+"""Final export: a Hugging Face model directory (safetensors + config + tokenizer + model card)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from dscoder.io import atomic_path, write_json
+from dscoder.train.model_card import complete_facts, write_card
 from dscoder.train.resume import file_manifest
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -36,9 +37,12 @@ def export_hf(
     tokenizer_dir: str | Path | None = None,
     train_config: dict[str, Any] | None = None,
     manifest: dict[str, Any] | None = None,
+    card: dict[str, Any] | None = None,
 ) -> Path | None:
     """Collective: gather the full state dict to rank 0 (on CPU), which writes `out_dir`
-    atomically: `save_pretrained` safetensors, the tokenizer files, `train_config.json`, and
+    atomically: `save_pretrained` safetensors, the tokenizer files, `train_config.json`, the
+    model card (`README.md` and the facts it is rendered from, `model_card.json`: `card`, the
+    stage's facts, plus the architecture, `train_config` and the results in `manifest`), and
     `manifest.json` last. Loadable with AutoModelForCausalLM / AutoTokenizer."""
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if dist.is_initialized() and dist.get_rank() != 0:
@@ -61,6 +65,9 @@ def export_hf(
                     shutil.copy2(f, tmp / f.name)
         if train_config is not None:
             write_json(tmp / "train_config.json", train_config)
+        # after the tokenizer files: a starting model's card copied with them is replaced
+        write_card(tmp, complete_facts(card, name=out_dir.name, config=config, dtype=dtype,
+                                       train_config=train_config, results=manifest))
         # the sha256 of every file: the starting model's identity for a run that resumes from it
         write_json(tmp / "manifest.json", {**(manifest or {}), **file_manifest(tmp)})
     if dist.is_initialized():

@@ -28,6 +28,7 @@ _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 NEUTRAL = frozenset({
     "log_every", "stop_after_step", "keep_checkpoints", "checkpoint_every", "checkpoint_dir", "metrics_dir",
     "export_dir", "export_dtype", "tokenizer_dir", "summary_path", "run_name",
+    "model_card",  # what the card says (the revision included) never blocks a resume
     "micro_batch_size",  # the split of the global batch, like the world size: float tolerance only
 })
 
