@@ -198,11 +198,13 @@ def _builtin(sub) -> None:
     p.add_argument("--port", type=int, default=4200, help="port (default 4200)")
     p.set_defaults(func=cmd_ui, example="dscoder ui --port 4200")
 
-    p = sub.add_parser("sweep", help="a parameter grid as DVC experiments, then one comparison table",
+    p = sub.add_parser("sweep", help="a parameter grid as DVC experiments, then one comparison table "
+                                     "(--plot FILE.svg: and a plot of params against metrics)",
                        description="Arguments go to `python -m flows.sweep` (see `dscoder sweep --help`).",
                        add_help=False)
     p.add_argument("sweep_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_sweep, example="dscoder sweep --set filter.max_line_length=500,1000 --set dedup.threshold=0.7,0.8")
+    p.set_defaults(func=cmd_sweep, example="dscoder sweep --set filter.max_line_length=500,1000 --set dedup.threshold=0.7,0.8 "
+                                           "--plot sweep.svg")
 
 
 def _external(sub) -> None:
