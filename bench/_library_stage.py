@@ -29,7 +29,7 @@ def main() -> None:
 
     Flow.with_options = lambda self, *a, **k: self  # type: ignore[method-assign]
     Flow.__call__ = lambda self, *a, **k: self.fn(*a, **k)  # type: ignore[method-assign]
-    common.run_shards = lambda task, shard_args: [task.fn(*args) for args in shard_args]
+    common.run_shards = lambda stage, fn, shard_args, runner: [fn(*args) for args in shard_args]
     sys.argv = [module, *rest]
     t0 = time.perf_counter()
     runpy.run_module(module, run_name="__main__")

@@ -25,16 +25,20 @@ from dscoder.config import Settings, check
 from dscoder.data.step import ShardResult, Step, run_shard
 from dscoder.data.stream import Shard, concat_parts, largest_first, plan_shards
 from dscoder.io import pid_alive, write_json
+from dscoder.pool import WorkerPool, bound_malloc
 from dscoder.schemas import AUDIT
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+bound_malloc()  # every stage process: big freed buffers go back to the system (dscoder.pool)
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunnerSettings(Settings):
     kind: Literal["sequential", "thread", "process", "dask", "ray"] = "process"
-    """Prefect task runner for shards: local processes by default; `dask`/`ray` use a cluster."""
+    """Where shards run: local worker processes by default (each shard a Prefect task run on a
+    thread of the stage process, its work done in a `dscoder.pool` worker that imports neither
+    Prefect nor the stage); `thread`/`sequential` in the stage process; `dask`/`ray` on a cluster."""
     workers: int = 2
     """Local workers (processes or threads); for dask without an address, local cluster workers."""
     address: str | None = None
@@ -128,12 +132,13 @@ def share_prefect_api() -> str | None:
 
 
 def task_runner(r: RunnerSettings):
-    """The Prefect task runner the shards of a data stage run on."""
-    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+    """The Prefect task runner the shards of a data stage run on. For `process` the shard tasks
+    run on threads of the stage process and hand their work to a `WorkerPool` (`run_step`):
+    Prefect's own process runner starts every worker by importing the stage module, Prefect
+    included (~150 MB and seconds of CPU each), while a pool worker imports only the step."""
+    from prefect.task_runners import ThreadPoolTaskRunner
 
-    if r.kind == "process":
-        return ProcessPoolTaskRunner(max_workers=r.workers)
-    if r.kind in ("thread", "sequential"):
+    if r.kind in ("process", "thread", "sequential"):
         return ThreadPoolTaskRunner(max_workers=1 if r.kind == "sequential" else r.workers)
     if r.kind == "dask":
         from prefect_dask import DaskTaskRunner
@@ -151,12 +156,6 @@ def task_runner(r: RunnerSettings):
         # a local instance for the flow run: `workers` CPUs (one shard task each), no dashboard
         return RayTaskRunner(init_kwargs={"num_cpus": r.workers, "include_dashboard": False})
     raise AssertionError(r.kind)
-
-
-def run_shards(task: Callable, shard_args: list[tuple]) -> list[Any]:
-    """Submit one task per shard on the flow's task runner; results in submission order."""
-    futures = [task.submit(*args) for args in shard_args]
-    return [f.result() for f in futures]
 
 
 def remove_dead_scratch(folder: Path, stage: str) -> list[Path]:
@@ -182,9 +181,42 @@ def scratch(out: Path, stage: str) -> Iterator[str]:
         yield work
 
 
+#: The worker pools of the `run_shards` calls in progress, by key (a task's parameters must
+#: be plain values, so the task gets the key).
+_POOLS: dict[str, WorkerPool] = {}
+
+
+@contextlib.contextmanager
+def worker_pool(runner: RunnerSettings, stage: str) -> Iterator[str | None]:
+    """The key of a `WorkerPool` of `runner.workers` processes while the block runs, for
+    `runner.kind: process`; None (work runs where the task runs) for the other kinds."""
+    if runner.kind != "process":
+        yield None
+        return
+    key = f"{stage}-{os.getpid()}-{len(_POOLS)}"
+    with WorkerPool(runner.workers, name=key) as pool:
+        _POOLS[key] = pool
+        try:
+            yield key
+        finally:
+            del _POOLS[key]
+
+
 @task(name="shard")
-def _step_shard(step: Step, src: str, shard: Shard, work: str, batch_bytes: int) -> ShardResult:
-    return run_shard(step, src, shard, work, batch_bytes)
+def _shard(fn: Callable, args: tuple, pool: str | None) -> Any:
+    if pool is None:  # thread, sequential, or on a Dask/Ray worker
+        return fn(*args)
+    return _POOLS[pool].submit(fn, *args).result()
+
+
+def run_shards(stage: str, fn: Callable, shard_args: Sequence[tuple], runner: RunnerSettings) -> list[Any]:
+    """`fn(*args)` for each tuple of `shard_args`, each a Prefect task run (`<stage>-shard`) on
+    the flow's task runner; results in submission order. `fn` must be a library function
+    (importable without Prefect or the stage: it runs in pool workers and on clusters)."""
+    task_ = _shard.with_options(name=f"{stage}-shard")
+    with worker_pool(runner, stage) as pool:
+        futures = [task_.submit(fn, tuple(args), pool) for args in shard_args]
+        return [f.result() for f in futures]
 
 
 def run_step(step: Step, src: str | Path, work: str, runner: RunnerSettings,
@@ -195,8 +227,8 @@ def run_step(step: Step, src: str | Path, work: str, runner: RunnerSettings,
     src = Path(src).resolve()  # absolute: workers on a cluster run in other folders
     shards = plan_shards(src, shards=runner.shards, shard_bytes=runner.shard_bytes, key=step.key or "repo_id",
                          size_columns=size_columns)
-    task_ = _step_shard.with_options(name=f"{step.stage}-shard")
-    results = run_shards(task_, [(step, str(src), s, work, runner.batch_bytes) for s in largest_first(shards)])
+    results = run_shards(step.stage, run_shard, [(step, str(src), s, work, runner.batch_bytes)
+                                                 for s in largest_first(shards)], runner)
     return sorted(results, key=lambda r: r.index)
 
 

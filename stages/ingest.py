@@ -9,25 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow
 
-from dscoder.data.ingest import IngestSettings, RepoTask, ingest_tasks, plan_sources
-from dscoder.data.step import ShardResult, merge_counts, open_shard, total, tree
-from dscoder.data.stream import Shard, cut_shards, largest_first
+from dscoder.data.ingest import IngestSettings, ingest_shard, plan_sources
+from dscoder.data.step import merge_counts, total, tree
+from dscoder.data.stream import cut_shards, largest_first
 from dscoder.schemas import FILES
 from stages.common import (RunnerSettings, Timer, load_params, run_shards, scratch, stage_args, task_runner,
                            write_report, write_step_outputs)
 
 OUT = Path("data/raw/files.parquet")
 AUDIT_OUT = Path("data/raw/audit.parquet")
-
-
-@task(name="ingest-shard")
-def ingest_shard(shard: Shard, tasks: list[RepoTask], settings: IngestSettings, work: str, batch_bytes: int) -> ShardResult:
-    sh = open_shard("ingest", FILES, work, shard)
-    with sh as ctx:
-        ingest_tasks(tasks, settings, ctx, batch_bytes)
-    return sh.result
 
 
 @flow(name="ingest", log_prints=True)
@@ -38,8 +30,8 @@ def ingest(settings: IngestSettings, runner: RunnerSettings, out: Path = OUT, au
                         shard_bytes=runner.shard_bytes)
     timer.mark("plan")
     with scratch(out, "ingest") as work:
-        results = run_shards(ingest_shard, [(s, tasks[s.start:s.stop], settings, work, runner.batch_bytes)
-                                            for s in largest_first(shards)])
+        results = run_shards("ingest", ingest_shard, [(s, tasks[s.start:s.stop], settings, work, runner.batch_bytes)
+                                                      for s in largest_first(shards)], runner)
         results.sort(key=lambda r: r.index)
         timer.mark("ingest")
         write_step_outputs(results, out, FILES, audit_out)

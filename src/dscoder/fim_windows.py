@@ -23,11 +23,14 @@ only on the stream, not on how it was batched.
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 from dscoder import fim as fimlib
+
+#: Windows per output chunk of `WindowFim.feed`.
+OUTPUT_WINDOWS = 4096
 
 _SEG_KEYS = ("doc", "file", "path", "language", "role", "span", "char_start", "char_end")
 
@@ -42,7 +45,7 @@ class WindowFim:
         self.split, self.seq_len, self.p, self.make_chunk = split, seq_len, p, make_chunk
         self.sentinel = {k: np.array([v], np.uint32) for k, v in sid.items()}
         # pending tokens: ids, token_chars, raw segment number (-1: inserted token)
-        self.ids, self.chars, self.seg = np.zeros(0, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self.ids, self.chars, self.seg = np.zeros(0, np.uint32), np.zeros(0, np.int32), np.zeros(0, np.int32)
         self.off = 0            # first pending token in the arrays above
         self.raw = 0            # stream position of array index 0
         self.out = 0            # output position of the next token
@@ -55,10 +58,11 @@ class WindowFim:
         self._reset_output()
 
     # ---- input and output chunks --------------------------------------------------
-    def feed(self, chunk) -> Any:
-        """Add one input chunk; returns the output chunk of the windows now complete."""
+    def feed(self, chunk) -> Iterator[Any]:
+        """Add one input chunk; yields output chunks of the windows now complete, at most
+        OUTPUT_WINDOWS windows each (so the output held is bounded, whatever the input chunk)."""
         base = self.raw + self.ids.size
-        seg = np.full(chunk.ids.size, -1, np.int64)
+        seg = np.full(chunk.ids.size, -1, np.int32 if self.n_segs + len(chunk.segments["doc"]) < 2**31 else np.int64)
         cols = chunk.segments
         for i, (a, b) in enumerate(zip(cols["token_start"], cols["token_end"])):
             seg[a:b] = self.n_segs + i
@@ -77,9 +81,13 @@ class WindowFim:
         self.chars = np.concatenate([self.chars[self.off:], chunk.token_chars])
         self.seg = np.concatenate([self.seg[self.off:], seg])
         self.off = 0
+        del chunk, seg
+        n = 0
         while self._window():
-            pass
-        return self._take_output()
+            n += 1
+            if n % OUTPUT_WINDOWS == 0:
+                yield self._take_output()
+        yield self._take_output()
 
     def finish(self) -> Any:
         """The tail (fewer tokens than a window needs), left as it is."""

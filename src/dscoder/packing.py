@@ -70,9 +70,8 @@ import json
 import os
 import time
 from collections import Counter, deque
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -84,6 +83,7 @@ from dscoder import fim as fimlib
 from dscoder.config import Settings, check
 from dscoder.data.stream import PartWriter, iter_batches, iter_slices
 from dscoder.fim_windows import WindowFim
+from dscoder.pool import WorkerPool
 from dscoder.io import atomic_path, write_json
 from dscoder.tokenizer import load_tokenizer, special_token_ids, tokenizer_hash
 
@@ -246,13 +246,16 @@ def _token_chars(ids: np.ndarray, piece: str, char_start: int, nbytes: np.ndarra
     """For each token of an encoded piece, the character (document coordinates) where it ends,
     or -1 when it ends inside a multi-byte character."""
     raw = np.frombuffer(piece.encode("utf-8"), np.uint8)
+    # int32 whenever the document's offsets fit (4 bytes a token instead of 8, in the workers,
+    # the results in flight and the windowed FIM buffers); concatenation widens if one does not
+    dtype = np.int32 if char_start + len(piece) < 2**31 else np.int64
     if not len(ids):
-        return np.zeros(0, np.int64)
+        return np.zeros(0, dtype)
     ends = np.cumsum(nbytes[np.asarray(ids, np.int64)])
     lead = (raw & 0xC0) != 0x80  # first byte of a character
-    chars_before = np.concatenate([[0], np.cumsum(lead)])
+    chars_before = np.concatenate([[0], np.cumsum(lead, dtype=np.int64)])
     on_boundary = (ends == raw.size) | lead[np.minimum(ends, raw.size - 1)]
-    return np.where(on_boundary, char_start + chars_before[ends], -1)
+    return np.where(on_boundary, char_start + chars_before[ends], -1).astype(dtype, copy=False)
 
 
 def encode_shard(docs: Sequence[Mapping[str, Any]], splits: Sequence[str], tokenizer_dir: str | os.PathLike,
@@ -381,7 +384,7 @@ class _ChunkBuilder:
     def special(self, token: np.ndarray) -> None:
         self.arrays.append(token)
         if self.token_chars is not None:
-            self.token_chars.append(np.array([-2], np.int64))
+            self.token_chars.append(np.array([-2], np.int32))
         self.pos += 1
 
     def text(self, ids: np.ndarray, token_chars: np.ndarray | None, row: tuple) -> None:
@@ -404,7 +407,7 @@ class _ChunkBuilder:
     def chunk(self) -> SplitChunk:
         ids = np.concatenate(self.arrays) if self.arrays else np.zeros(0, np.uint32)
         tc = None if self.token_chars is None else (
-            np.concatenate(self.token_chars) if self.token_chars else np.zeros(0, np.int64))
+            np.concatenate(self.token_chars) if self.token_chars else np.zeros(0, np.int32))
         return SplitChunk(ids, self.docs, self.segments, self.units,
                           np.asarray(self.examples, np.int64).reshape(-1, 2), tc)
 
@@ -466,10 +469,7 @@ class _SplitWriter:
             if end > kept:
                 self.examples -= 1
                 self.examples_fit -= fits
-        path = self.d / f"{self.split}.bin"
-        tokens = np.memmap(path, dtype=self.dtype.newbyteorder("<"), mode="r") if kept else np.zeros(0, self.dtype)
-        complete = int(fimlib.complete_examples(tokens, self.seq_len, sid).sum())
-        del tokens
+        complete = _complete_windows(self.d / f"{self.split}.bin", self.dtype.newbyteorder("<"), kept, self.seq_len, sid)
         n_units = sum(self.units.values())
         fim = {"units": n_units, **{m: self.units[m] for m in ("none", "psm", "spm", "msp")},
                "units_transformed_share": _share(n_units - self.units["none"], n_units),
@@ -480,6 +480,18 @@ class _SplitWriter:
                 "tail_tokens_dropped": self.n_tokens - kept, "n_docs": self.n_docs, "n_repos": len(self.repos),
                 "docs_index": f"{self.split}.docs.parquet", "segments_index": f"{self.split}.segments.parquet",
                 "fim": fim}
+
+
+def _complete_windows(path: Path, dtype: np.dtype, n_tokens: int, seq_len: int, sid: Mapping[str, int]) -> int:
+    """How many windows of the token file hold a complete FIM example, read back from disk in
+    blocks of whole windows (a memory map would leave the whole file resident in this process)."""
+    step = max(1, (1 << 22) // seq_len) * seq_len
+    complete = 0
+    with open(path, "rb") as f:
+        for lo in range(0, n_tokens, step):
+            block = np.fromfile(f, dtype=dtype, count=min(step, n_tokens - lo))
+            complete += int(fimlib.complete_examples(block, seq_len, sid).sum())
+    return complete
 
 
 def _share(k: int, n: int) -> float | None:
@@ -502,7 +514,10 @@ def write_tokens(results: Iterable[ShardResult], out_dir: str | os.PathLike, *, 
         try:
             for r in results:
                 for s in SPLITS:
-                    writers[s].add(fims[s].feed(r.chunks[s]) if window else r.chunks[s])
+                    chunk = r.chunks.pop(s)  # not kept once written
+                    for out in (fims[s].feed(chunk) if window else (chunk,)):
+                        writers[s].add(out)
+                    del chunk
                     chars[s] += r.chars[s]
                 skipped.update(r.skipped)
                 warnings.update(r.warnings)
@@ -578,14 +593,9 @@ def _batches(docs: Iterable[Mapping[str, Any]], val: frozenset[str], batch_bytes
 _THREADS = 2
 
 
-def _worker_init(threads: int) -> None:
-    # Each worker's tokenizers thread pool gets its share of the cores (set before first use).
-    os.environ["RAYON_NUM_THREADS"] = str(threads)
-
-
 #: Largest encoding batch (characters): smaller than the read batch when that is large, so
 #: that every worker gets work even on a small corpus and a worker's memory stays modest.
-ENCODE_BATCH_CHARS = 8_000_000
+ENCODE_BATCH_CHARS = 4_000_000
 
 
 def _encoded(docs, val, tokenizer_dir, params, workers, batch_bytes) -> Iterator[ShardResult]:
@@ -602,14 +612,17 @@ def _encoded(docs, val, tokenizer_dir, params, workers, batch_bytes) -> Iterator
             while pending:
                 yield pending.popleft().result()
         return
+    # Fresh interpreters (dscoder.pool): a forked child would inherit the parent's tokenizers
+    # thread pool state, and multiprocessing's spawn would import the caller's __main__ (for
+    # the pack stage, Prefect). Each worker's tokenizers thread pool gets its share of the cores.
     threads = max(1, (os.cpu_count() or 1) // workers)
-    # spawn: a forked child would inherit the parent's tokenizers thread pool state.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads,)) as ex:
+    with WorkerPool(workers, env={"RAYON_NUM_THREADS": str(threads)}, name="pack") as pool:
         pending = deque()
         for batch, splits in batches:
-            pending.append(ex.submit(encode_shard, batch, splits, str(tokenizer_dir), params))
-            if len(pending) > workers:  # bounded: one batch per worker, plus the one written
+            # submit pickles the batch, so only its bytes wait here; one batch per worker in flight
+            pending.append(pool.submit(encode_shard, batch, splits, str(tokenizer_dir), params))
+            del batch, splits
+            if len(pending) >= workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()

@@ -249,6 +249,18 @@ def ingest_tasks(tasks: Iterable[RepoTask], s: IngestSettings, ctx: StepContext,
             ctx.audit(e.reason, detail=f"{describe(t.spec)}: {e.detail}")
 
 
+def ingest_shard(shard, tasks: list[RepoTask], s: IngestSettings, work: str, batch_bytes: int):
+    """One shard of ingest's units of work, written as a part file under `work`; the
+    `ShardResult` (part, audit part, counts) for the stage to join."""
+    from dscoder.data.step import open_shard
+    from dscoder.schemas import FILES
+
+    sh = open_shard("ingest", FILES, work, shard)
+    with sh as ctx:
+        ingest_tasks(tasks, s, ctx, batch_bytes)
+    return sh.result
+
+
 @dataclass
 class IngestResult:
     """Everything of a small ingest in memory (tests, benchmarks): files, audit rows, counts."""

@@ -91,6 +91,9 @@ class open_shard:
     `run_shard`; stages whose input is not a Parquet file (ingest) use this directly."""
 
     def __init__(self, stage: str, schema: pa.Schema, workdir: str | os.PathLike, shard: Shard):
+        from dscoder.pool import bound_malloc
+
+        bound_malloc()  # also where a Dask or Ray worker runs the shard
         self.work = Path(workdir)
         self.part = self.work / f"part-{shard.index:05d}.parquet"
         self.audit = self.work / f"audit-{shard.index:05d}.parquet"

@@ -14,36 +14,22 @@ group of `dvc repro` reaches the torchrun agent but not the ranks: with this the
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import json
 import os
-import signal
 import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from dscoder.pool import die_with_parent  # noqa: F401  (re-exported: trainers and ranks use it)
+
 #: Lock files in a checkpoint folder: the training stage's (held while it prepares and waits)
 #: and the trainer's (rank 0, while it trains).
 STAGE_LOCK = ".stage.lock"
 TRAINER_LOCK = ".trainer.lock"
-
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Have the kernel send `sig` to this process when its parent exits (Linux; elsewhere a
-    no-op). Safe as a `preexec_fn`: one libc call, nothing imported or allocated."""
-    if _LIBC is None:
-        return
-    parent = os.getppid()
-    _LIBC.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), sig)
 
 
 class FolderInUse(RuntimeError):
