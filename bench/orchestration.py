@@ -3,7 +3,16 @@
     .venv/bin/python bench/orchestration.py                 # writes reports/ui/prefect-pipeline.png
     .venv/bin/python bench/orchestration.py --out x.png --keep-repo
 
-Starts a Prefect server on 127.0.0.1, builds a temporary git+DVC copy of the project on the
+    .venv/bin/python bench/orchestration.py --full          # the whole pipeline, default profile
+
+`--full` runs every stage of dvc.yaml on the default profile (params.yaml as it is: the real
+~116-repository corpus, training, evaluation; ~10-20 min on 2 cores) as one pipeline flow in a
+temporary git+DVC copy of the project, against a Prefect server on 127.0.0.1, and photographs:
+the pipeline's flow run (every stage a child flow run on its timeline), the artifacts page
+(each stage's report table, progress and, for training stages, loss curve) and the pretrain
+stage's loss curve artifact, as reports/ui/prefect-{pipeline,artifacts,loss}.png.
+
+Without it: starts a Prefect server on 127.0.0.1, builds a temporary git+DVC copy of the project on the
 tiny test corpus, runs the pipeline flow twice on ingest+filter (the first run executes the
 stages, the second shows them Cached), prints the per-stage orchestration overhead (child flow
 run wall time minus the stage's own `timing.total_s`, in reports/<stage>.timing.json), and screenshots the UI's runs page with
@@ -48,12 +57,12 @@ def chromium() -> str:
     raise SystemExit("no Chromium found: apt-get install -y chromium")
 
 
-def screenshot(url: str, out: Path, width: int = 1600, height: int = 1000) -> None:
+def screenshot(url: str, out: Path, width: int = 1600, height: int = 1000, wait_ms: int = 15000) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}",
-               f"--screenshot={out}", f"--window-size={width},{height}", "--virtual-time-budget=15000", url]
+               f"--screenshot={out}", f"--window-size={width},{height}", f"--virtual-time-budget={wait_ms}", url]
         subprocess.run(cmd, check=True, capture_output=True, timeout=180)
 
 
@@ -164,6 +173,77 @@ def overhead(args) -> int:
     return 0
 
 
+def latest_artifact_id(key: str):
+    """The id of the newest artifact under `key` (None if there is none)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    async def read():
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                                sort=ArtifactSort.CREATED_DESC, limit=1)
+            return found[0].id if found else None
+    return asyncio.run(read())
+
+
+def full_shots(ui: str, pipeline_run_id, stage: str, out_dir: Path) -> list[Path]:
+    """The README's pictures of a finished pipeline run on the server at `ui`: the pipeline's
+    flow run (its child flow runs on the timeline), the artifacts page (every report table,
+    progress and loss curve) and `stage`'s loss curve artifact."""
+    shots = [(f"{ui}/runs/flow-run/{pipeline_run_id}", "prefect-pipeline.png", 1000),
+             (f"{ui}/artifacts", "prefect-artifacts.png", 1400)]
+    loss_id = latest_artifact_id(f"{stage.replace('_', '-')}-loss")
+    if loss_id is not None:
+        shots.append((f"{ui}/artifacts/artifact/{loss_id}", "prefect-loss.png", 1100))
+    written = []
+    for url, name, height in shots:
+        screenshot(url, out_dir / name, height=height, wait_ms=20000)
+        print(f"screenshot of {url}: {out_dir / name}", flush=True)
+        written.append(out_dir / name)
+    return written
+
+
+def full(args) -> int:
+    """The whole pipeline on the default profile, then the four screenshots (module docstring)."""
+    import yaml
+
+    from flows.server import prefect_server
+    from tests.integration.dvc_repo import make_dvc_repo
+
+    out_dir = Path(args.out_dir)
+    work = Path(tempfile.mkdtemp(prefix="dscoder-ui-full-"))
+    os.environ["PREFECT_HOME"] = str(work / "prefect-home")
+    os.environ.setdefault("DVC_SITE_CACHE_DIR", str(work / "dvc-site-cache"))
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # dvc, as under make
+    os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"  # the stage processes' lines in the UI, as under make repro
+    repo = make_dvc_repo(work / "proj", yaml.safe_load((ROOT / "params.yaml").read_text()))
+    # the copy's own library in every stage process (an editable install would import this checkout's)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(repo / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    try:
+        with prefect_server(log_path=str(work / "server.log")) as api:
+            os.environ["PREFECT_API_URL"] = api
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            with temporary_settings({PREFECT_API_URL: api}):
+                from flows.pipeline import pipeline
+
+                t0 = time.perf_counter()
+                state = pipeline(repo=str(repo), retries=0, return_state=True)
+                print(f"pipeline: {state.name} in {time.perf_counter() - t0:.0f} s", flush=True)
+                runs = asyncio.run(child_runs([state.state_details.flow_run_id]))
+                for r in sorted(runs, key=lambda r: r.start_time):
+                    print(f"  {r.name:<18} {r.state.name:<10} {r.total_run_time.total_seconds():>8.1f} s")
+                time.sleep(3)  # let the server finish writing the runs' final states
+                full_shots(api.removesuffix("/api"), state.state_details.flow_run_id, args.stage, out_dir)
+    finally:
+        if not args.keep_repo:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"project kept at {repo}")
+    return 0 if state.is_completed() else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "reports/ui/prefect-pipeline.png"))
@@ -173,9 +253,15 @@ def main() -> int:
     ap.add_argument("--corpus", choices=["default", "tiny"], default="default", help="--overhead: the corpus")
     ap.add_argument("--stages", nargs="+", default=["ingest", "filter", "repo_docs", "dedup", "decontam"],
                     help="--overhead: data stages, in pipeline order")
+    ap.add_argument("--full", action="store_true", help="the whole pipeline on the default profile, then "
+                                                         "screenshots of its runs and artifacts (--out-dir)")
+    ap.add_argument("--out-dir", default=str(ROOT / "reports/ui"), help="--full: where the PNGs go")
+    ap.add_argument("--stage", default="pretrain", help="--full: the training stage whose loss curve is shown")
     args = ap.parse_args()
     if args.overhead:
         return overhead(args)
+    if args.full:
+        return full(args)
     import yaml
 
     from flows.server import prefect_server
