@@ -30,6 +30,8 @@ from dscoder.schemas import AUDIT
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Prefect's own wait for a temporary server (20 s) is too short on a loaded 2-core machine
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 bound_malloc()  # every stage process: big freed buffers go back to the system (dscoder.pool)
 
 
@@ -67,13 +69,14 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 
 def stage_args(description: str) -> argparse.Namespace:
-    """Common CLI of every stage module: `--params` picks the params file. Also makes sure the
-    stage and all its workers report to one Prefect API (`share_prefect_api`)."""
+    """Common CLI of every stage module: `--params` picks the params file. Nothing Prefect
+    starts here: the stage validates its params first, and only its flow call contacts the
+    API (starting a temporary server if none is set; a local Dask or Ray cluster's workers
+    share it through `task_runner`)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = ap.parse_args()
     keep_lock_copy()
-    share_prefect_api()
     return args
 
 
@@ -109,12 +112,13 @@ def share_prefect_api() -> str | None:
 
     With `PREFECT_API_URL` set (a persistent server: `make repro`, `python -m flows.server`)
     nothing happens. Without it Prefect starts a temporary server in each process that talks
-    to the API, so a stage with N process workers used to start N + 1 of them (~10 s and
-    ~150 MB each here). This starts the one Prefect's own client would start for this process
-    (`SubprocessASGIServer()` is a per-process singleton, which the flow engine then reuses)
-    and exports its URL before any worker is spawned: workers (process pool, local Dask or
-    Ray) inherit the environment and talk to it instead of starting their own. It stops when
-    this process exits."""
+    to the API, so a stage whose N workers run Prefect tasks (a local Dask or Ray cluster)
+    would start N + 1 of them (~10 s and ~150 MB each here). This starts the one Prefect's
+    own client would start for this process (`SubprocessASGIServer()` is a per-process
+    singleton, which the flow engine then reuses) and exports its URL before the cluster
+    starts: its workers inherit the environment and talk to it instead of starting their own.
+    `runner.kind: process` needs none of this (`dscoder.pool` workers never talk to Prefect).
+    It stops when this process exits."""
     from prefect.settings import get_current_settings
 
     settings = get_current_settings()
@@ -140,6 +144,7 @@ def task_runner(r: RunnerSettings):
 
     if r.kind in ("process", "thread", "sequential"):
         return ThreadPoolTaskRunner(max_workers=1 if r.kind == "sequential" else r.workers)
+    share_prefect_api()  # before the cluster starts: its workers report to the stage's API
     if r.kind == "dask":
         from prefect_dask import DaskTaskRunner
 

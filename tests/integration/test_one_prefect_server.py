@@ -1,5 +1,5 @@
-"""Without PREFECT_API_URL a stage starts one temporary Prefect server, and its process-pool
-workers report to it instead of starting their own."""
+"""Without PREFECT_API_URL a stage starts one temporary Prefect server, after its params are
+validated, and its pool workers never start their own (they do not talk to Prefect)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,22 @@ def test_a_stage_and_its_workers_share_one_temporary_server(tmp_path):
         rc, servers = run_counting_servers([sys.executable, "-m", f"stages.{stage}"], repo, env, log)
         text = log.read_text()
         assert rc == 0, text[-3000:]
-        assert len(servers) == 1, (servers, text[-3000:])  # 3 before: the stage and each of its 2 workers
+        assert len(servers) == 1, (servers, text[-3000:])  # 3 once: the stage and each of its 2 workers
         assert text.count("Starting temporary server") == 1
-        assert text.count(f"Task run '{stage}-shard") >= 2  # the shards ran, on the workers, reporting to it
+        assert text.count(f"Task run '{stage}-shard") >= 2  # the shards ran as task runs of that server
     assert json.loads((repo / "reports/filter.json").read_text())["files_in"] > 0
+
+
+def test_bad_params_fail_before_any_server_starts(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    repo = tmp_path / "proj"
+    params["ingest"]["sources"] = make_corpus(repo / "corpus")
+    params["runner"]["workers"] = 0
+    make_dvc_repo(repo, params)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"))
+    log = tmp_path / "ingest.log"
+    rc, servers = run_counting_servers([sys.executable, "-m", "stages.ingest"], repo, env, log)
+    text = log.read_text()
+    assert rc != 0 and "runner.workers" in text, text[-2000:]
+    assert servers == set() and "Starting temporary server" not in text
