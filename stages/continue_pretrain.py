@@ -18,7 +18,7 @@ from dscoder.mixture import MixtureParams, corpus_sources, write_mixture
 from dscoder.packing import read_repos
 from stages.common import Timer, load_params, stage_args
 from stages.model_card import DATA_STAGES, card_facts
-from stages.training import run_training, training_report
+from stages.training import check_training, run_training, training_report
 
 IN = Path("data/clean/repos.parquet")
 TOKENS = Path("data/v1.5_tokens")
@@ -60,7 +60,11 @@ def continue_pretrain(section: dict) -> dict:
 
 def main() -> None:
     args = stage_args(__doc__)
-    continue_pretrain(load_params(args.params).get("continue_pretrain") or {})
+    section = load_params(args.params).get("continue_pretrain") or {}
+    rest = {k: v for k, v in section.items() if k not in ("init_from", "mixture")}
+    MixtureParams.from_dict(section.get("mixture"), "continue_pretrain.mixture")
+    check_training("continue_pretrain", rest, PATHS, validate=False)  # values once the mixture is built
+    continue_pretrain(section)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from dscoder.mixture import general_lm_texts, train_general_tokenizer, write_tex
 from dscoder.packing import read_repos
 from stages.common import Timer, load_params, stage_args
 from stages.model_card import DATA_STAGES, card_facts
-from stages.training import run_training, training_report
+from stages.training import check_training, run_training, training_report
 
 IN = Path("data/clean/repos.parquet")
 TOKENIZER = Path("artifacts/tokenizer-general")
@@ -62,7 +62,10 @@ def general_lm(section: dict) -> dict:
 
 def main() -> None:
     args = stage_args(__doc__)
-    general_lm(load_params(args.params).get("general_lm") or {})
+    section = load_params(args.params).get("general_lm") or {}
+    check_training("general_lm", {k: v for k, v in section.items() if k != "vocab_size"}, PATHS,
+                   validate=False)  # values once the flow has built the corpus
+    general_lm(section)
 
 
 if __name__ == "__main__":

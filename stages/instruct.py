@@ -16,7 +16,7 @@ from transformers import AutoTokenizer
 from dscoder.instruct import InstructPackParams, pack_instructions, read_examples, save_chat_tokenizer
 from stages.common import Timer, load_params, stage_args
 from stages.model_card import card_facts, instruction_data
-from stages.training import run_training, training_report
+from stages.training import check_training, run_training, training_report
 
 BASE = "artifacts/models/base-16k"
 DATA = Path("data/instruct")
@@ -61,7 +61,11 @@ def instruct(section: dict) -> dict:
 
 def main() -> None:
     args = stage_args(__doc__)
-    instruct(load_params(args.params).get("instruct") or {})
+    section = load_params(args.params).get("instruct") or {}
+    rest = dict(section)
+    InstructPackParams.from_dict(rest.pop("pack", None), "instruct.pack")
+    check_training("instruct", rest, PATHS, validate=False)  # values once the flow has packed the data
+    instruct(section)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from dscoder.config import ConfigError
 from dscoder.train import long_context_overrides
 from stages.common import Timer, load_params, stage_args
 from stages.model_card import card_facts, code_data
-from stages.training import run_training, training_report
+from stages.training import check_training, run_training, training_report
 
 BASE = "artifacts/models/base"
 PATHS = {
@@ -49,7 +49,11 @@ def long_context(section: dict) -> dict:
 
 def main() -> None:
     args = stage_args(__doc__)
-    long_context(load_params(args.params).get("long_context") or {})
+    section = load_params(args.params).get("long_context") or {}
+    # names and types now; the values once the flow has read the base model's settings
+    check_training("long_context", {k: v for k, v in section.items() if k not in ("rope", "seq_len", "lr")}, PATHS,
+                   validate=False)
+    long_context(section)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from prefect import flow
 
 from stages.common import Timer, load_params, stage_args
 from stages.model_card import DATA_STAGES, TOKEN_STAGES, card_facts, code_data
-from stages.training import run_training, training_report
+from stages.training import check_training, run_training, training_report
 
 PATHS = {
     "tokens_dir": "data/tokens",
@@ -35,7 +35,9 @@ def pretrain(section: dict) -> dict:
 
 def main() -> None:
     args = stage_args(__doc__)
-    pretrain(load_params(args.params).get("pretrain") or {})
+    section = load_params(args.params).get("pretrain") or {}
+    check_training("pretrain", section, PATHS)
+    pretrain(section)
 
 
 if __name__ == "__main__":

@@ -83,21 +83,35 @@ def clear_folder(folder: Path) -> None:
         shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
+def check_training(stage: str, section: dict[str, Any] | None, paths: dict[str, str],
+                   extra: dict[str, Any] | None = None, *, card: bool = False,
+                   validate: bool = True) -> tuple[dict[str, Any], TrainConfig, dict[str, Any]]:
+    """(trainer settings, TrainConfig, launch settings) of a training stage's section, or a
+    ConfigError naming the field. Each training stage's main() calls it before its flow (so a
+    bad value fails in a fraction of a second, before any Prefect server starts) and
+    `run_training` again with the settings the flow derived (`extra`). `validate=False` checks
+    names and types only, for a stage whose settings are completed inside its flow."""
+    settings, launch = split_launch(section, stage)
+    cfg = {**settings, **(extra or {}), **paths, "run_name": stage}
+    if card:
+        cfg["model_card"] = str(Path(paths["checkpoint_dir"]) / CARD_FACTS)
+    world = int(launch.get("nproc_per_node", 1)) * int(launch.get("nnodes", 1))
+    try:  # fails fast, naming the field, before torch starts
+        train_cfg = config_from_dict(cfg)
+        if validate:
+            train_cfg.validate(world_size=world)
+    except ValueError as e:
+        raise ConfigError(f"{stage}: {e}") from e
+    return cfg, train_cfg, launch
+
+
 def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, str],
                  extra: dict[str, Any] | None = None, card: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one training stage under torchrun; return the trainer's summary. `card`: the facts
     for the exported model's card."""
-    settings, launch = split_launch(section, stage)
-    cfg = {**settings, **(extra or {}), **paths, "run_name": stage}
-    if card is not None:
-        cfg["model_card"] = str(Path(paths["checkpoint_dir"]) / CARD_FACTS)
+    cfg, train_cfg, launch = check_training(stage, section, paths, extra, card=card is not None)
     nproc = int(launch.get("nproc_per_node", 1))
     nnodes = int(launch.get("nnodes", 1))
-    try:  # fails fast, naming the field, before torch starts
-        train_cfg = config_from_dict(cfg)
-        train_cfg.validate(world_size=nproc * nnodes)
-    except ValueError as e:
-        raise ConfigError(f"{stage}: {e}") from e
 
     ckpt = Path(paths["checkpoint_dir"])
     try:

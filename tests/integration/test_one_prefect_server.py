@@ -71,3 +71,19 @@ def test_bad_params_fail_before_any_server_starts(tmp_path):
     text = log.read_text()
     assert rc != 0 and "runner.workers" in text, text[-2000:]
     assert servers == set() and "Starting temporary server" not in text
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "long_context", "instruct", "continue_pretrain", "general_lm"])
+def test_a_training_stage_rejects_an_unknown_setting_before_any_server_starts(tmp_path, stage):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params[stage] = {**(params.get(stage) or {}), "lernrate": 0.1}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"))
+    log = tmp_path / f"{stage}.log"
+    t0 = time.monotonic()
+    rc, servers = run_counting_servers([sys.executable, "-m", f"stages.{stage}"], tmp_path, env, log)
+    text = log.read_text()
+    assert rc != 0 and "lernrate" in text, text[-2000:]
+    assert servers == set() and "Starting temporary server" not in text, text[-2000:]
+    assert time.monotonic() - t0 < 60  # no torch, no server: seconds (generous for a loaded machine)
