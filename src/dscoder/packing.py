@@ -570,22 +570,24 @@ BATCH_BYTES = 64 * 2**20
 
 
 def _batches(docs: Iterable[Mapping[str, Any]], val: frozenset[str], batch_bytes: int) -> Iterator[tuple[list, list]]:
-    """Documents in batches of about `batch_bytes` of text, each with its split and its part
-    number: the row's `part` (repo_docs numbers the documents of a split repository), else
-    its position among consecutive rows of its repository (0, 1, ...)."""
+    """Documents in batches of at most `batch_bytes` characters of text (a longer document is
+    a batch of its own), each with its split and its part number: the row's `part` (repo_docs
+    numbers the documents of a split repository), else its position among consecutive rows of
+    its repository (0, 1, ...)."""
     batch, splits, size = [], [], 0
     last, part = None, 0
     for d in docs:
         repo_id = d.get("repo_id")
         part = part + 1 if repo_id == last and repo_id is not None else 0
         last = repo_id
-        batch.append({**d, "part": part if d.get("part") is None else int(d["part"])})
-        splits.append("val" if repo_id in val else "train")
         text = d.get("text")
-        size += len(text) if isinstance(text, str) else 0
-        if size >= batch_bytes:
+        n = len(text) if isinstance(text, str) else 0
+        if batch and size + n > batch_bytes:
             yield batch, splits
             batch, splits, size = [], [], 0
+        batch.append({**d, "part": part if d.get("part") is None else int(d["part"])})
+        splits.append("val" if repo_id in val else "train")
+        size += n
     if batch:
         yield batch, splits
 
