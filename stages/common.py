@@ -30,8 +30,6 @@ from dscoder.schemas import AUDIT
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-# Prefect's own wait for a temporary server (20 s) is too short on a loaded 2-core machine
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 bound_malloc()  # every stage process: big freed buffers go back to the system (dscoder.pool)
 
 
