@@ -216,9 +216,15 @@ def run_shards(stage: str, fn: Callable, shard_args: Sequence[tuple], runner: Ru
     """`fn(*args)` for each tuple of `shard_args`, each a Prefect task run (`<stage>-shard`) on
     the flow's task runner; results in submission order. `fn` must be a library function
     (importable without Prefect or the stage: it runs in pool workers and on clusters)."""
+    from prefect.futures import as_completed
+
+    from stages.progress import Progress
+
     task_ = _shard.with_options(name=f"{stage}-shard")
-    with worker_pool(runner, stage) as pool:
+    with worker_pool(runner, stage) as pool, Progress(stage, len(shard_args), "shard", desc=f"{stage}: shards") as p:
         futures = [task_.submit(fn, tuple(args), pool) for args in shard_args]
+        for _ in as_completed(futures):  # the bar and the stage's progress artifact, shard by shard
+            p.advance(1)
         return [f.result() for f in futures]
 
 

@@ -23,6 +23,7 @@ from dscoder.lineage.metrics import pack_by_language
 from dscoder.packing import PackParams, pack_repos
 from dscoder.schemas import AUDIT
 from stages.common import RunnerSettings, Timer, load_params, stage_args, write_report
+from stages.progress import Progress
 
 IN = Path("data/clean/repos.parquet")
 TOKENIZER = Path("artifacts/tokenizer")
@@ -36,8 +37,10 @@ def pack(params: PackParams, runner: RunnerSettings, src: Path = IN, tokenizer_d
     timer = Timer()
     # Encoding runs in the library's own process pool (spawned workers, bounded read-ahead);
     # `runner.workers` sets its size. The output depends on neither it nor the batch size.
-    res = pack_repos(src, out, tokenizer_dir=tokenizer_dir, params=params, workers=runner.workers,
-                     batch_bytes=runner.batch_bytes)
+    with Progress("pack", None, "doc", desc="pack: documents") as progress:
+        res = pack_repos(src, out, tokenizer_dir=tokenizer_dir, params=params, workers=runner.workers,
+                         batch_bytes=runner.batch_bytes,
+                         on_progress=lambda done, total: (progress.set_total(total), progress.update_to(done)))
     timer.mark("pack")
     audit = res.pop("audit")
     write_parquet(AUDIT_OUT, pa.Table.from_pylist(audit, schema=AUDIT))

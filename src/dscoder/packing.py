@@ -73,7 +73,7 @@ from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -630,9 +630,23 @@ def _encoded(docs, val, tokenizer_dir, params, workers, batch_bytes) -> Iterator
             yield pending.popleft().result()
 
 
+def _reporting(results: Iterable[ShardResult], on_progress: Callable[[int, int | None], None] | None,
+               total: int | None) -> Iterator[ShardResult]:
+    """`results`, calling `on_progress(documents done, total)` once each has been written."""
+    done = 0
+    for r in results:
+        n = sum(len(c.docs["doc"]) for c in r.chunks.values()) + sum(r.skipped.values())
+        yield r
+        done += n
+        if on_progress is not None:
+            on_progress(done, total)
+
+
 def pack_documents(docs: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike, *,
                    tokenizer_dir: str | os.PathLike, params: PackParams, val_repos: frozenset[str],
-                   workers: int = 1, batch_bytes: int = BATCH_BYTES) -> dict[str, Any]:
+                   workers: int = 1, batch_bytes: int = BATCH_BYTES,
+                   on_progress: Callable[[int, int | None], None] | None = None,
+                   total_docs: int | None = None) -> dict[str, Any]:
     """Pack REPOS rows (in input order) into `out_dir`; `val_repos` from `val_repo_ids`.
     `workers` processes encode batches of about `batch_bytes` characters of text; neither
     changes the output. Returns a report: meta, `timing` (seconds, tokens/s) and `audit`
@@ -642,7 +656,8 @@ def pack_documents(docs: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike
     check(batch_bytes >= 1, "batch_bytes", f"must be >= 1, got {batch_bytes}")
     _check_sentinels(_tokenizer(str(tokenizer_dir))[1], params)
     t0 = time.perf_counter()
-    meta, audit = write_tokens(_encoded(docs, val_repos, tokenizer_dir, params, workers, batch_bytes), out_dir,
+    results = _reporting(_encoded(docs, val_repos, tokenizer_dir, params, workers, batch_bytes), on_progress, total_docs)
+    meta, audit = write_tokens(results, out_dir,
                                tokenizer_dir=tokenizer_dir, params=params)
     seconds = time.perf_counter() - t0
     total = sum(meta["splits"][s]["n_tokens"] + meta["splits"][s]["tail_tokens_dropped"] for s in SPLITS)
@@ -672,13 +687,15 @@ def repo_ids(path: str | os.PathLike) -> Iterator[str]:
 
 
 def pack_repos(repos_path: str | os.PathLike, out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike,
-               params: PackParams, workers: int = 1, batch_bytes: int = BATCH_BYTES) -> dict[str, Any]:
+               params: PackParams, workers: int = 1, batch_bytes: int = BATCH_BYTES,
+               on_progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]:
     """`pack_documents` over a REPOS Parquet file, read in batches of about `batch_bytes`;
     the split is planned from its repo_id column."""
     params.validate()
     val = val_repo_ids(repo_ids(repos_path), params.val_fraction, params.split_seed)
     return pack_documents(read_repos(repos_path, batch_bytes), out_dir, tokenizer_dir=tokenizer_dir, params=params,
-                          val_repos=val, workers=workers, batch_bytes=batch_bytes)
+                          val_repos=val, workers=workers, batch_bytes=batch_bytes, on_progress=on_progress,
+                          total_docs=pq.ParquetFile(repos_path).metadata.num_rows)
 
 
 # ---------------------------------------------------------------------------- look up

@@ -33,6 +33,26 @@ def _artifacts(flow_run_id, key=None):
 
 # ---- progress artifacts on real stage flows ----
 
+def test_data_stage_publishes_shard_progress(tmp_path, prefect_harness, monkeypatch):
+    from dscoder.data.ingest import IngestSettings
+    from stages.common import RunnerSettings, task_runner
+    from stages.ingest import ingest
+    from tests.corpus import make_corpus
+
+    specs = make_corpus(tmp_path / "corpus")
+    monkeypatch.chdir(tmp_path)
+    runner = RunnerSettings(kind="process", workers=2, shards=3)
+    state = ingest.with_options(task_runner=task_runner(runner))(
+        IngestSettings(sources=specs, cache_dir=str(tmp_path / "cache")), runner, out=tmp_path / "data/raw/files.parquet",
+        audit_out=tmp_path / "data/raw/audit.parquet", return_state=True)
+    assert state.is_completed()
+    art = _artifacts(state.state_details.flow_run_id)["ingest-progress"]
+    assert art.type == "progress" and art.data == 100.0
+    done, total = art.description.rsplit(": ", 1)[1].split(" ")[0].split("/")
+    assert done == total and int(total) >= 3  # every shard counted as it finished
+
+
+
 def test_tokenizer_stage_publishes_progress_at_100(tmp_path, prefect_harness, monkeypatch):
     from dscoder.tokenizer import TokenizerParams
     from stages.tokenizer import tokenizer

@@ -331,8 +331,13 @@ def test_pack_repos_from_parquet_matches(packed, docs, tok_dir, tmp_path):
 
     path = tmp_path / "repos.parquet"
     write_parquet(path, pa.Table.from_pylist(docs, schema=REPOS), schema=REPOS)
-    report = packing.pack_repos(path, tmp_path / "out", tokenizer_dir=tok_dir, params=PARAMS)
+    seen = []
+    report = packing.pack_repos(path, tmp_path / "out", tokenizer_dir=tok_dir, params=PARAMS, batch_bytes=2_000,
+                                on_progress=lambda done, total: seen.append((done, total)))
     assert _files(tmp_path / "out") == _files(packed / "w1")
+    # progress: once per written batch, increasing, ending at every document (skipped ones too)
+    assert len(seen) > 1 and [d for d, _ in seen] == sorted({d for d, _ in seen})
+    assert seen[-1] == (len(docs), len(docs))
     # What was skipped or lost comes back as AUDIT rows, never silently.
     audit = pa.Table.from_pylist(report["audit"], schema=AUDIT).to_pylist()
     assert sorted((r["repo_id"], r["reason"]) for r in audit) == [("bad:empty", "empty_text"),
