@@ -135,7 +135,7 @@ def share_prefect_api() -> str | None:
 
 def task_runner(r: RunnerSettings):
     """The Prefect task runner the shards of a data stage run on. For `process` the shard tasks
-    run on threads of the stage process and hand their work to a `WorkerPool` (`run_step`):
+    run on threads of the stage process and hand their work to a `WorkerPool` (`run_shards`):
     Prefect's own process runner starts every worker by importing the stage module, Prefect
     included (~150 MB and seconds of CPU each), while a pool worker imports only the step."""
     from prefect.task_runners import ThreadPoolTaskRunner

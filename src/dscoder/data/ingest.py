@@ -274,12 +274,8 @@ def ingest_sources(specs: list[dict], s: IngestSettings) -> IngestResult:
     """Ingest `specs` in this process and return everything in memory (for small inputs)."""
     import pyarrow.parquet as pq
 
-    from dscoder.data.step import open_shard
     from dscoder.data.stream import Shard
-    from dscoder.schemas import FILES
 
     with tempfile.TemporaryDirectory(prefix="dscoder-ingest-") as work:
-        sh = open_shard("ingest", FILES, work, Shard(0, 0, 0, 0, 0))
-        with sh as ctx:
-            ingest_tasks(plan_sources(specs), s, ctx, 1 << 24)
-        return IngestResult(pq.read_table(sh.part).to_pylist(), pq.read_table(sh.audit).to_pylist(), sh.result.counts)
+        r = ingest_shard(Shard(0, 0, 0, 0, 0), plan_sources(specs), s, work, 1 << 24)
+        return IngestResult(pq.read_table(r.part).to_pylist(), pq.read_table(r.audit).to_pylist(), r.counts)
