@@ -21,13 +21,17 @@ headless Chromium (`apt-get install chromium` on Debian).
     .venv/bin/python bench/orchestration.py --overhead                    # default corpus, data stages
     .venv/bin/python bench/orchestration.py --overhead --corpus tiny --stages ingest filter
 
-Overhead per data stage, each stage run three ways on the same inputs in a temporary copy of
-the project: its library (bench/_library_stage.py: the stage's own code with the flow called as a
-function and its shards run in-process, no Prefect API), the stage as `dvc repro` runs it (its
-dvc.yaml `cmd`) with no PREFECT_API_URL, and the same with a persistent server started
-beforehand (as `make repro` does). Per run: wall time, peak RSS of the whole process tree
-(bench/_rss.py) and how many temporary Prefect servers appeared; then the target of issue 20
-(stage within 1.5x the library's wall time + 2 s, process tree within its RSS + 300 MB).
+Overhead per data stage, each stage run four ways on the same inputs in a temporary copy of
+the project: its library (bench/_library_stage.py: the stage's own code with the flow called as
+a function and no Prefect API), once with its shards in one process and once on as many
+`dscoder.pool` workers as the stage uses (`runner.workers`: the same parallelism, so the
+difference is orchestration alone); the stage as `dvc repro` runs it (its dvc.yaml `cmd`) with
+no PREFECT_API_URL (the flow runs directly: no server); and the same with a persistent server
+started beforehand (as `make repro` does). Per run: wall time, peak RSS of the whole process
+tree (bench/_rss.py) and how many temporary Prefect servers appeared; then the target (stage
+within 1.5x the library's wall time + 2 s, process tree within its RSS + 300 MB), judged
+against the library at the stage's parallelism, with the tree's excess over the one-process
+library printed beside it.
 """
 
 from __future__ import annotations
@@ -140,6 +144,7 @@ def overhead(args) -> int:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     base.update(PREFECT_HOME=str(work / "prefect-home"), PATH=f"{Path(sys.executable).parent}:{base['PATH']}")
     runner = params.get("runner", {})
+    workers = int(runner.get("workers", 2)) if runner.get("kind", "process") == "process" else 1
     print(f"corpus: {args.corpus}; runner {runner.get('kind')} x {runner.get('workers')} workers, "
           f"{runner.get('shards')} shards; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     rows = []
@@ -147,29 +152,36 @@ def overhead(args) -> int:
         with prefect_server(log_path=str(work / "server.log")) as api:
             for stage in args.stages:
                 cmd = ["bash", "-c", dag[stage]["cmd"]]  # as dvc repro runs it
-                lib = run_stage([sys.executable, str(ROOT / "bench/_library_stage.py"), f"stages.{stage}"], repo,
-                                base, work / f"{stage}.lib.log")
+                library = [sys.executable, str(ROOT / "bench/_library_stage.py")]
+                lib1 = run_stage([*library, f"stages.{stage}"], repo, base, work / f"{stage}.lib.log")
+                lib = run_stage([*library, "--workers", str(workers), f"stages.{stage}"], repo, base,
+                                work / f"{stage}.libpool.log")
                 none = run_stage(cmd, repo, base, work / f"{stage}.none.log")
                 srv = run_stage(cmd, repo, {**base, "PREFECT_API_URL": api}, work / f"{stage}.server.log")
-                rows.append((stage, lib, none, srv))
-                print(f"  {stage}: library {lib['wall_s']:.1f} s, no server {none['wall_s']:.1f} s "
-                      f"({none['servers']} temporary server(s)), persistent server {srv['wall_s']:.1f} s", flush=True)
+                rows.append((stage, lib1, lib, none, srv))
+                print(f"  {stage}: library {lib1['wall_s']:.1f} s (1 process), {lib['wall_s']:.1f} s ({workers} "
+                      f"workers); stage without a server {none['wall_s']:.1f} s ({none['servers']} server(s)), with a "
+                      f"persistent server {srv['wall_s']:.1f} s", flush=True)
     finally:
         if not args.keep_repo:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"project kept at {repo}")
     print()
-    print(f"{'stage':<10} {'run':<18} {'wall s':>7} {'tree MB':>8} {'procs':>5} {'servers':>7} "
-          f"{'overhead s':>10} {'x lib':>6} {'+MB':>6}  target (1.5x lib + 2 s, lib MB + 300)")
-    for stage, lib, none, srv in rows:
-        for name, r in (("library", lib), ("stage, no server", none), ("stage, server", srv)):
+    print(f"{'stage':<10} {'run':<20} {'wall s':>7} {'tree MB':>8} {'procs':>5} {'servers':>7} {'overhead s':>10} "
+          f"{'x lib':>6} {'+MB':>6} {'+MB 1p':>7}  target vs the library on {workers} workers (1.5x + 2 s, +300 MB)")
+    for stage, lib1, lib, none, srv in rows:
+        for name, r in (("library, 1 process", lib1), (f"library, {workers} workers", lib),
+                        ("stage, no server", none), ("stage, server", srv)):
             over, ratio, mb = r["wall_s"] - lib["wall_s"], r["wall_s"] / lib["wall_s"], r["tree_mb"] - lib["tree_mb"]
             ok = r["wall_s"] <= 1.5 * lib["wall_s"] + 2 and r["tree_mb"] <= lib["tree_mb"] + 300
-            print(f"{stage:<10} {name:<18} {r['wall_s']:>7.2f} {r['tree_mb']:>8.0f} {r['procs']:>5} {r['servers']:>7} "
-                  f"{over:>10.2f} {ratio:>6.2f} {mb:>6.0f}  {'-' if r is lib else ('met' if ok else 'MISSED')}")
-    print("library: the stage's own code in one process with Prefect taken out (imports included in wall s; "
-          "work only: " + ", ".join(f"{s} {lib.get('work_s', float('nan')):.2f} s" for s, lib, _, _ in rows) + ")")
+            verdict = "-" if name.startswith("library") else ("met" if ok else "MISSED")
+            print(f"{stage:<10} {name:<20} {r['wall_s']:>7.2f} {r['tree_mb']:>8.0f} {r['procs']:>5} {r['servers']:>7} "
+                  f"{over:>10.2f} {ratio:>6.2f} {mb:>6.0f} {r['tree_mb'] - lib1['tree_mb']:>7.0f}  {verdict}")
+    print("library: the stage's own code with Prefect taken out, its shards in one process or on the same number of "
+          "dscoder.pool workers as the stage (imports included in wall s; work only, 1 process: "
+          + ", ".join(f"{s} {lib1.get('work_s', float('nan')):.2f} s" for s, lib1, *_ in rows)
+          + "); +MB 1p: tree MB over the one-process library (the extra worker processes included)")
     return 0
 
 

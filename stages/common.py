@@ -11,6 +11,7 @@ import contextlib
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -68,9 +69,8 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 def stage_args(description: str) -> argparse.Namespace:
     """Common CLI of every stage module: `--params` picks the params file. Nothing Prefect
-    starts here: the stage validates its params first, and only its flow call contacts the
-    API (starting a temporary server if none is set; a local Dask or Ray cluster's workers
-    share it through `task_runner`)."""
+    starts here: the stage validates its params first, and only its flow call (`run_flow`)
+    contacts an API, if one is configured."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = ap.parse_args()
@@ -131,6 +131,70 @@ def share_prefect_api() -> str | None:
     server.start(timeout=max(120, settings.server.ephemeral.startup_timeout_seconds))
     os.environ["PREFECT_API_URL"] = server.api_url
     return server.api_url
+
+
+#: How a stage meets Prefect: `auto` (the default) runs its flow under Prefect when an API is
+#: configured (PREFECT_API_URL or the Prefect profile: `make repro`, `python -m flows.server`,
+#: a server of your own) and runs the same flow code directly, with no server and no run record,
+#: when none is; `temporary` keeps Prefect's own behaviour (a temporary server for the stage,
+#: whose runs land in PREFECT_HOME's database); `off` never contacts Prefect.
+PREFECT_ENV = "DSCODER_PREFECT"
+PREFECT_MODES = ("auto", "temporary", "off")
+
+
+def prefect_api_url() -> str | None:
+    """The Prefect API this process is configured to report to, or None (none is set)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url or None
+
+
+def orchestrated(runner: RunnerSettings | None = None) -> bool:
+    """Whether a stage's flow runs under Prefect's engine (see PREFECT_ENV). A Dask or Ray runner
+    always does: its shards are Prefect tasks on the cluster. A bad value fails fast naming it."""
+    mode = (os.environ.get(PREFECT_ENV) or "auto").strip().lower()
+    check(mode in PREFECT_MODES, PREFECT_ENV, f"must be one of {', '.join(PREFECT_MODES)}, got {mode!r}")
+    cluster = runner is not None and runner.kind in ("dask", "ray")
+    if mode == "off":
+        check(not cluster, "runner.kind", f"{runner.kind if runner else ''} runs shards as Prefect tasks on the "
+              f"cluster, which {PREFECT_ENV}=off forbids")
+        return False
+    return mode == "temporary" or cluster or prefect_api_url() is not None
+
+
+def run_flow(flow_: Any, *args: Any, on: RunnerSettings | None = None, **kwargs: Any) -> Any:
+    """Call a stage's flow as `python -m stages.<name>` and `dvc repro` do. Under Prefect (an API
+    is configured, see PREFECT_ENV) it is a flow run, on `task_runner(on)` for a data stage whose
+    shards run on `on`. Without one it is
+    the same function with the same validated parameters, called directly: no temporary server
+    (~10-25 s and ~300 MB a stage), shards straight on the worker pool, reports and outputs
+    byte-identical, only the run record and UI artifacts missing."""
+    if orchestrated(on):
+        if on is not None:
+            flow_ = flow_.with_options(task_runner=task_runner(on))
+        return flow_(*args, **kwargs)
+    from prefect.utilities.callables import get_call_parameters
+
+    print(f"[{flow_.name}] no Prefect API configured: running without a flow run record (start one with "
+          f"`make ui` and set PREFECT_API_URL, or use `make repro`; {PREFECT_ENV}=temporary starts a temporary "
+          "server instead)", file=sys.stderr, flush=True)
+    params = flow_.validate_parameters(get_call_parameters(flow_.fn, args, kwargs))
+    return flow_.fn(**params)
+
+
+def in_run() -> bool:
+    """Whether this code runs inside a Prefect flow or task run."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+def run_task(task_: Any, *args: Any, **kwargs: Any) -> Any:
+    """A stage's task: a Prefect task run inside a flow run; its plain function outside one
+    (`run_flow` without an API)."""
+    return task_(*args, **kwargs) if in_run() else task_.fn(*args, **kwargs)
 
 
 def task_runner(r: RunnerSettings):
@@ -213,16 +277,28 @@ def _shard(fn: Callable, args: tuple, pool: str | None) -> Any:
 
 
 def run_shards(stage: str, fn: Callable, shard_args: Sequence[tuple], runner: RunnerSettings) -> list[Any]:
-    """`fn(*args)` for each tuple of `shard_args`, each a Prefect task run (`<stage>-shard`) on
-    the flow's task runner; results in submission order. `fn` must be a library function
-    (importable without Prefect or the stage: it runs in pool workers and on clusters)."""
-    from prefect.futures import as_completed
-
+    """`fn(*args)` for each tuple of `shard_args`; results in submission order. Inside a flow
+    run each is a Prefect task run (`<stage>-shard`) on the flow's task runner; in a direct run
+    (`run_flow` without an API) the same work goes straight to the pool (or threads). `fn` must
+    be a library function (importable without Prefect or the stage: it runs in pool workers and
+    on clusters)."""
     from stages.progress import Progress
 
-    task_ = _shard.with_options(name=f"{stage}-shard")
-    with worker_pool(runner, stage) as pool, Progress(stage, len(shard_args), "shard", desc=f"{stage}: shards") as p:
-        futures = [task_.submit(fn, tuple(args), pool) for args in shard_args]
+    with worker_pool(runner, stage) as pool, Progress(stage, len(shard_args), "shard", desc=f"{stage}: shards") as p, \
+            contextlib.ExitStack() as stack:
+        if in_run():
+            from prefect.futures import as_completed
+
+            task_ = _shard.with_options(name=f"{stage}-shard")
+            futures = [task_.submit(fn, tuple(args), pool) for args in shard_args]
+        else:  # `run_flow` without an API: the same work on the same pool (or threads), no Prefect
+            from concurrent.futures import ThreadPoolExecutor, as_completed
+
+            if pool is not None:
+                submit = _POOLS[pool].submit
+            else:
+                submit = stack.enter_context(ThreadPoolExecutor(1 if runner.kind == "sequential" else runner.workers)).submit
+            futures = [submit(fn, *args) for args in shard_args]
         for _ in as_completed(futures):  # the bar and the stage's progress artifact, shard by shard
             p.advance(1)
         return [f.result() for f in futures]

@@ -16,7 +16,7 @@ from transformers import AutoTokenizer
 from dscoder.config import ConfigError
 from dscoder.mixture import MixtureParams, corpus_sources, write_mixture
 from dscoder.packing import read_repos
-from stages.common import Timer, load_params, stage_args
+from stages.common import Timer, load_params, run_flow, run_task, stage_args
 from stages.model_card import DATA_STAGES, card_facts
 from stages.training import check_training, run_training, training_report
 
@@ -49,7 +49,7 @@ def continue_pretrain(section: dict) -> dict:
     if not init_from or not Path(init_from, "config.json").is_file():
         raise ConfigError(f"continue_pretrain.init_from: not a Hugging Face model directory: {init_from!r}")
     mp = MixtureParams.from_dict(section.pop("mixture", None), "continue_pretrain.mixture")
-    data = mixture(init_from, mp)
+    data = run_task(mixture, init_from, mp)
     timer.mark("mixture")
     card = card_facts("continue_pretrain", params, start=init_from, before=DATA_STAGES, data={"mixture": data})
     summary = run_training("continue_pretrain", section, {**PATHS, "tokenizer_dir": init_from},
@@ -64,7 +64,7 @@ def main() -> None:
     rest = {k: v for k, v in section.items() if k not in ("init_from", "mixture")}
     MixtureParams.from_dict(section.get("mixture"), "continue_pretrain.mixture")
     check_training("continue_pretrain", rest, PATHS, validate=False)  # values once the mixture is built
-    continue_pretrain(section)
+    run_flow(continue_pretrain, section)
 
 
 if __name__ == "__main__":

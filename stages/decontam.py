@@ -20,7 +20,7 @@ from dscoder.data.stream import concat_parts
 from dscoder.io import write_parquet
 from dscoder.lineage.metrics import decontam_by_language
 from dscoder.schemas import AUDIT, REPOS
-from stages.common import (RunnerSettings, Timer, load_params, run_step, scratch, stage_args, task_runner,
+from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,
                            write_report, write_step_outputs)
 
 __all__ = ["decontam", "params_from"]
@@ -70,7 +70,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = params_from(params.get("decontam"))
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    decontam.with_options(task_runner=task_runner(runner))(settings, runner)
+    run_flow(decontam, settings, runner, on=runner)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from dscoder.data.stream import iter_batches
 from dscoder.io import write_parquet
 from dscoder.lineage.metrics import dedup_by_language, dedup_files_by_language
 from dscoder.schemas import CLUSTERS, FILE_CLUSTERS, REPOS
-from stages.common import (RunnerSettings, Timer, load_params, run_step, scratch, stage_args, task_runner,
+from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,
                            write_report, write_step_outputs)
 
 IN = Path("data/repos/repos.parquet")
@@ -87,7 +87,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = build(DedupParams, params.get("dedup"), "dedup")
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    dedup.with_options(task_runner=task_runner(runner))(settings, runner)
+    run_flow(dedup, settings, runner, on=runner)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from dscoder.config import build, check
 from dscoder.eval import contamination as contam
 from dscoder.eval.benchmarks import Benchmark, Context, layers_text, missing_fim_sentinels, registry
 from dscoder.eval.settings import EvaluateSettings
-from stages.common import Timer, load_params, publish_artifact, write_report_files
+from stages.common import Timer, load_params, publish_artifact, run_flow, run_task, write_report_files
 from stages.progress import Progress
 
 MODELS = Path("artifacts/models")
@@ -60,7 +60,7 @@ def evaluate(model: str, settings: EvaluateSettings, *, models_dir: Path = MODEL
     results: dict[str, Any] = {}
     with Progress(f"eval-{model}", len(s.benchmarks), "benchmark", desc=f"evaluate {model}: benchmarks") as progress:
         for name in s.benchmarks:
-            results[name] = run_benchmark(benchmarks[name], ctx)
+            results[name] = run_task(run_benchmark, benchmarks[name], ctx)
             timer.mark(name)
             progress.advance(1, done=name)
 
@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="model directory name under artifacts/models/")
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = ap.parse_args()
-    evaluate(args.model, build(EvaluateSettings, load_params(args.params).get("evaluate"), "evaluate"))
+    run_flow(evaluate, args.model, build(EvaluateSettings, load_params(args.params).get("evaluate"), "evaluate"))
 
 
 if __name__ == "__main__":

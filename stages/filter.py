@@ -13,7 +13,7 @@ from prefect import flow
 from dscoder.data.filters import FilterSettings, FilterStep
 from dscoder.data.step import merge_counts, total, tree
 from dscoder.schemas import FILES
-from stages.common import (RunnerSettings, Timer, load_params, run_step, scratch, stage_args, task_runner,
+from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,
                            write_report, write_step_outputs)
 
 IN = Path("data/raw/files.parquet")
@@ -59,7 +59,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = FilterSettings.from_dict(params.get("filter"), "filter")
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    filter_files.with_options(task_runner=task_runner(runner))(settings, runner)
+    run_flow(filter_files, settings, runner, on=runner)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from dscoder.config import ConfigError
 from dscoder.io import atomic_path
 from dscoder.mixture import general_lm_texts, train_general_tokenizer, write_texts
 from dscoder.packing import read_repos
-from stages.common import Timer, load_params, stage_args
+from stages.common import Timer, load_params, run_flow, run_task, stage_args
 from stages.model_card import DATA_STAGES, card_facts
 from stages.training import check_training, run_training, training_report
 
@@ -52,7 +52,7 @@ def general_lm(section: dict) -> dict:
     seq_len = section.get("seq_len", 256)
     if not isinstance(vocab, int) or vocab < 300:
         raise ConfigError(f"general_lm.vocab_size: must be an integer >= 300, got {vocab!r}")
-    data = corpus(vocab, seq_len)
+    data = run_task(corpus, vocab, seq_len)
     timer.mark("corpus")
     card = card_facts("general_lm", params, before=DATA_STAGES, data={"corpus": data})
     summary = run_training("general_lm", section, PATHS, card=card)
@@ -65,7 +65,7 @@ def main() -> None:
     section = load_params(args.params).get("general_lm") or {}
     check_training("general_lm", {k: v for k, v in section.items() if k != "vocab_size"}, PATHS,
                    validate=False)  # values once the flow has built the corpus
-    general_lm(section)
+    run_flow(general_lm, section)
 
 
 if __name__ == "__main__":

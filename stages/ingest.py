@@ -15,7 +15,7 @@ from dscoder.data.ingest import IngestSettings, ingest_shard, plan_sources
 from dscoder.data.step import merge_counts, total, tree
 from dscoder.data.stream import cut_shards, largest_first
 from dscoder.schemas import FILES
-from stages.common import (RunnerSettings, Timer, load_params, run_shards, scratch, stage_args, task_runner,
+from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_shards, scratch, stage_args,
                            write_report, write_step_outputs)
 
 OUT = Path("data/raw/files.parquet")
@@ -67,7 +67,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = IngestSettings.from_dict(params.get("ingest"), "ingest")
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    ingest.with_options(task_runner=task_runner(runner))(settings, runner)
+    run_flow(ingest, settings, runner, on=runner)
 
 
 if __name__ == "__main__":

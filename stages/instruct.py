@@ -14,7 +14,7 @@ from prefect import flow, task
 from transformers import AutoTokenizer
 
 from dscoder.instruct import InstructPackParams, pack_instructions, read_examples, save_chat_tokenizer
-from stages.common import Timer, load_params, stage_args
+from stages.common import Timer, load_params, run_flow, run_task, stage_args
 from stages.model_card import card_facts, instruction_data
 from stages.training import check_training, run_training, training_report
 
@@ -47,7 +47,7 @@ def instruct(section: dict) -> dict:
     timer = Timer()
     params, section = section, dict(section)
     pp = InstructPackParams.from_dict(section.pop("pack", None), "instruct.pack")
-    meta = pack(pp)
+    meta = run_task(pack, pp)
     timer.mark("pack")
     data = {k: v for k, v in meta.items() if isinstance(v, (int, float, str))}
     card = card_facts("instruct", params, start=BASE, between=("instruct_data",),
@@ -65,7 +65,7 @@ def main() -> None:
     rest = dict(section)
     InstructPackParams.from_dict(rest.pop("pack", None), "instruct.pack")
     check_training("instruct", rest, PATHS, validate=False)  # values once the flow has packed the data
-    instruct(section)
+    run_flow(instruct, section)
 
 
 if __name__ == "__main__":

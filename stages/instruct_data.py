@@ -15,7 +15,7 @@ from prefect import flow
 from dscoder.data.decontam import BenchmarkIndex, load_benchmark_strings
 from dscoder.instruct import InstructDataParams, build_instruct_data, write_instruct_data
 from dscoder.packing import read_repos
-from stages.common import Timer, load_params, stage_args, write_report
+from stages.common import Timer, load_params, run_flow, stage_args, write_report
 from dscoder.data.decontam import params_from as decontam_params
 
 IN = Path("data/clean/repos.parquet")
@@ -40,7 +40,7 @@ def instruct_data(params: InstructDataParams, decontam_section: dict | None, src
 def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
-    instruct_data(InstructDataParams.from_dict(params.get("instruct_data"), "instruct_data"), params.get("decontam"))
+    run_flow(instruct_data, InstructDataParams.from_dict(params.get("instruct_data"), "instruct_data"), params.get("decontam"))
 
 
 if __name__ == "__main__":

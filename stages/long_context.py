@@ -10,7 +10,7 @@ from prefect import flow
 
 from dscoder.config import ConfigError
 from dscoder.train import long_context_overrides
-from stages.common import Timer, load_params, stage_args
+from stages.common import Timer, load_params, run_flow, stage_args
 from stages.model_card import card_facts, code_data
 from stages.training import check_training, run_training, training_report
 
@@ -53,7 +53,7 @@ def main() -> None:
     # names and types now; the values once the flow has read the base model's settings
     check_training("long_context", {k: v for k, v in section.items() if k not in ("rope", "seq_len", "lr")}, PATHS,
                    validate=False)
-    long_context(section)
+    run_flow(long_context, section)
 
 
 if __name__ == "__main__":

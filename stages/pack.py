@@ -22,7 +22,7 @@ from dscoder.io import write_parquet
 from dscoder.lineage.metrics import pack_by_language
 from dscoder.packing import PackParams, pack_repos
 from dscoder.schemas import AUDIT
-from stages.common import RunnerSettings, Timer, load_params, stage_args, write_report
+from stages.common import RunnerSettings, Timer, load_params, run_flow, stage_args, write_report
 from stages.progress import Progress
 
 IN = Path("data/clean/repos.parquet")
@@ -58,7 +58,7 @@ def pack(params: PackParams, runner: RunnerSettings, src: Path = IN, tokenizer_d
 def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
-    pack(PackParams.from_dict(params.get("pack"), "pack"), RunnerSettings.from_dict(params.get("runner"), "runner"))
+    run_flow(pack, PackParams.from_dict(params.get("pack"), "pack"), RunnerSettings.from_dict(params.get("runner"), "runner"))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from stages.common import Timer, load_params, stage_args
+from stages.common import Timer, load_params, run_flow, stage_args
 from stages.model_card import DATA_STAGES, TOKEN_STAGES, card_facts, code_data
 from stages.training import check_training, run_training, training_report
 
@@ -37,7 +37,7 @@ def main() -> None:
     args = stage_args(__doc__)
     section = load_params(args.params).get("pretrain") or {}
     check_training("pretrain", section, PATHS)
-    pretrain(section)
+    run_flow(pretrain, section)
 
 
 if __name__ == "__main__":

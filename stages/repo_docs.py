@@ -18,7 +18,7 @@ from dscoder.data.repo_order import LanguageStats, RepoDocsSettings
 from dscoder.data.repo_split import RepoDocsStep
 from dscoder.data.step import merge_counts, tree
 from dscoder.schemas import REPOS
-from stages.common import (RunnerSettings, Timer, load_params, run_step, scratch, stage_args, task_runner,
+from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,
                            write_report, write_step_outputs)
 
 IN = Path("data/filtered/files.parquet")
@@ -64,7 +64,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = RepoDocsSettings.from_dict(params.get("repo_docs"), "repo_docs")
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    repo_docs.with_options(task_runner=task_runner(runner))(settings, runner)
+    run_flow(repo_docs, settings, runner, on=runner)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from dscoder.data.repo_order import RepoDocsSettings
 from dscoder.packing import BATCH_BYTES, read_repos, repo_ids, val_repo_ids
 from dscoder.tokenizer import (TokenizerParams, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
                                save_tokenizer, special_token_ids, train_tokenizer)
-from stages.common import RunnerSettings, Timer, load_params, stage_args, write_report
+from stages.common import RunnerSettings, Timer, load_params, run_flow, run_task, stage_args, write_report
 from stages.progress import Progress, artifact_key
 
 IN = Path("data/clean/repos.parquet")
@@ -62,9 +62,9 @@ def tokenizer(params: TokenizerParams, val_fraction: float, split_seed: int, src
     ids = set(repo_ids(src))
     heldout = val_repo_ids(ids, val_fraction, split_seed)
     # the repository-document format's own tokens (none for deepseek) become single ids
-    info = train(str(src), heldout, params, str(out), batch_bytes, format_tokens(doc_format), len(ids - heldout))
+    info = run_task(train, str(src), heldout, params, str(out), batch_bytes, format_tokens(doc_format), len(ids - heldout))
     timer.mark("train")
-    bpt = measure(str(src), heldout, str(out), batch_bytes)
+    bpt = run_task(measure, str(src), heldout, str(out), batch_bytes)
     timer.mark("measure")
     tok = load_tokenizer(out)
     sample = info.pop("sample")
@@ -88,7 +88,7 @@ def main() -> None:
     pack = params.get("pack") or {}
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
     docs = RepoDocsSettings.from_dict(params.get("repo_docs"), "repo_docs")
-    tokenizer(TokenizerParams.from_dict(params.get("tokenizer"), "tokenizer"),
+    run_flow(tokenizer, TokenizerParams.from_dict(params.get("tokenizer"), "tokenizer"),
               float(pack.get("val_fraction", 0.01)), int(pack.get("split_seed", 0)), batch_bytes=runner.batch_bytes,
               doc_format=docs.doc_format)
 

@@ -1,5 +1,7 @@
-"""Without PREFECT_API_URL a stage starts one temporary Prefect server, after its params are
-validated, and its pool workers never start their own (they do not talk to Prefect)."""
+"""Without PREFECT_API_URL a stage runs its flow directly: no Prefect server at all, the same
+output bytes as under Prefect. With DSCODER_PREFECT=temporary (Prefect's own behaviour) it
+starts one temporary server, after its params are validated, and its pool workers never start
+their own (they do not talk to Prefect)."""
 
 from __future__ import annotations
 
@@ -39,23 +41,47 @@ def run_counting_servers(cmd: list[str], cwd, env: dict, log) -> tuple[int, set[
     return proc.returncode, servers
 
 
-def test_a_stage_and_its_workers_share_one_temporary_server(tmp_path):
+def _outputs(repo) -> dict[str, str]:
+    import hashlib
+
+    return {str(f.relative_to(repo)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted((repo / "data").rglob("*.parquet"))}
+
+
+def test_without_an_api_a_stage_starts_no_server_and_writes_what_prefect_would(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     repo = tmp_path / "proj"
     params["ingest"]["sources"] = make_corpus(repo / "corpus")
     params["runner"] = {"kind": "process", "workers": 2, "address": None, "shards": 2}
     make_dvc_repo(repo, params)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API") and k != "DSCODER_PREFECT"}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_LOGGING_LEVEL="INFO")
-    for stage in ("ingest", "filter"):
-        log = tmp_path / f"{stage}.log"
-        rc, servers = run_counting_servers([sys.executable, "-m", f"stages.{stage}"], repo, env, log)
-        text = log.read_text()
-        assert rc == 0, text[-3000:]
-        assert len(servers) == 1, (servers, text[-3000:])  # 3 once: the stage and each of its 2 workers
-        assert text.count("Starting temporary server") == 1
-        assert text.count(f"Task run '{stage}-shard") >= 2  # the shards ran as task runs of that server
-    assert json.loads((repo / "reports/filter.json").read_text())["files_in"] > 0
+    runs = {}
+    for mode in ("temporary", "auto"):
+        for stage in ("ingest", "filter"):
+            log = tmp_path / f"{stage}.{mode}.log"
+            rc, servers = run_counting_servers([sys.executable, "-m", f"stages.{stage}"], repo,
+                                               {**env, "DSCODER_PREFECT": mode}, log)
+            text = log.read_text()
+            assert rc == 0, text[-3000:]
+            if mode == "temporary":  # one server, shared: the stage's 2 pool workers start none
+                assert len(servers) == 1, (servers, text[-3000:])
+                assert text.count("Starting temporary server") == 1
+                assert text.count(f"Task run '{stage}-shard") >= 2  # the shards ran as task runs of that server
+            else:
+                assert servers == set() and "Starting temporary server" not in text, text[-3000:]
+                assert "Task run" not in text and "no Prefect API configured" in text
+        runs[mode] = (_outputs(repo), json.loads((repo / "reports/filter.json").read_text()))
+    assert runs["auto"] == runs["temporary"] and runs["auto"][1]["files_in"] > 0
+    assert len(runs["auto"][0]) >= 4  # raw and filtered files, with their audits
+
+
+def test_a_bad_dscoder_prefect_value_is_named(tmp_path):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    r = subprocess.run([sys.executable, "-m", "stages.filter"], cwd=tmp_path, capture_output=True, text=True,
+                       env={**env, "DSCODER_PREFECT": "sometimes", "PREFECT_HOME": str(tmp_path / "ph")})
+    assert r.returncode != 0 and "DSCODER_PREFECT" in r.stderr and "sometimes" in r.stderr, r.stderr[-2000:]
 
 
 def test_bad_params_fail_before_any_server_starts(tmp_path):
@@ -65,7 +91,7 @@ def test_bad_params_fail_before_any_server_starts(tmp_path):
     params["runner"]["workers"] = 0
     make_dvc_repo(repo, params)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"))
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), DSCODER_PREFECT="temporary")  # a server would start
     log = tmp_path / "ingest.log"
     rc, servers = run_counting_servers([sys.executable, "-m", "stages.ingest"], repo, env, log)
     text = log.read_text()
@@ -79,7 +105,7 @@ def test_a_training_stage_rejects_an_unknown_setting_before_any_server_starts(tm
     params[stage] = {**(params.get(stage) or {}), "lernrate": 0.1}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"))
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), DSCODER_PREFECT="temporary")  # a server would start
     log = tmp_path / f"{stage}.log"
     t0 = time.monotonic()
     rc, servers = run_counting_servers([sys.executable, "-m", f"stages.{stage}"], tmp_path, env, log)
