@@ -218,7 +218,7 @@ def run_shards(stage: str, fn: Callable, shard_args: Sequence[tuple], runner: Ru
     (importable without Prefect or the stage: it runs in pool workers and on clusters)."""
     from prefect.futures import as_completed
 
-    from stages.progress import Progress
+    from stages.common.progress import Progress
 
     task_ = _shard.with_options(name=f"{stage}-shard")
     with worker_pool(runner, stage) as pool, Progress(stage, len(shard_args), "shard", desc=f"{stage}: shards") as p:
