@@ -3,8 +3,8 @@ masked packing. The v1.5 mixture lives in dscoder.train.mixture."""
 
 from dscoder.instruct.dataset import (InstructData, InstructDataParams, InstructFile, build_instruct_data,
                                       decontaminate_examples, read_examples, write_instruct_data)
-from dscoder.instruct.mining import MiningParams, docstrings, mine_repos
 from dscoder.instruct.instruct_pack import InstructPackParams, pack_instructions
+from dscoder.instruct.mining import MiningParams, docstrings, mine_repos
 from dscoder.instruct.records import Example, load_instruction_file
 from dscoder.instruct.template import (CHAT_TEMPLATE, DEFAULT_SYSTEM_PROMPT, EOT, chat_template, encode_conversation,
                                        save_chat_tokenizer,
