@@ -17,6 +17,9 @@ batches to row batches and counts what it drops; where it runs is the executor's
 
 Row groups of the files this module writes are bounded in bytes, so reading one is bounded
 too. Nothing here holds a shard, a source or the corpus in memory.
+
+`read_repos` and `repo_ids` stream the rows, or only the ids, of a REPOS file for the stages
+that read one from start to end (tokenizer, pack, instruct_data, general_lm, continue_pretrain).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Packing: split by repository, determinism across processes, exact index, FIM round trip
-from the packed tokens, the trainer's file contract."""
+"""Packing (dscoder.tokens.pack): no repository in both splits, determinism across processes,
+an exact index (read back with dscoder.tokens.index), FIM round trip from the packed tokens,
+the trainer's file contract."""
 
 from __future__ import annotations
 
