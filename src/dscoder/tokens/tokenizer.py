@@ -373,6 +373,8 @@ def _sound_files(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(doc["files"]) if spans_problem(dict(doc)) is None else []
 
 
+#: Saved tokenizers loaded in this process, for the packer's encoding workers and the token
+#: index (dscoder.tokens.pack, dscoder.tokens.index).
 _CACHE: dict[str, tuple[Any, dict[str, int]]] = {}
 
 
