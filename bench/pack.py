@@ -11,7 +11,7 @@ Rows, all on the same text in the same process (best of --repeats interleaved ro
   raw encode_batch          Tokenizer.encode_batch over whole documents (offsets computed)
   raw encode_batch_fast     the same without offsets (what the packer calls)
   raw fast, per-file texts  encode_batch_fast over the file blocks (how the packer cuts text)
-  pack, N workers           packing.pack_documents: FIM, per-file segments, encode, index,
+  pack, N workers           tokens.pack.pack_documents: FIM, per-file segments, encode, index,
                             token files, meta and manifest, atomically written
 Goal: pack within 1.25x of the raw encode time (the fastest raw row).
 
@@ -33,7 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from dscoder import packing, tokenizer
+from dscoder.data.stream import read_repos
+from dscoder.tokens import tokenizer
+from dscoder.tokens.pack import PackParams, pack_documents
+from dscoder.tokens.split import val_repo_ids
 
 SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 PACKAGES = ["numpy", "sqlalchemy", "pygments", "prefect", "dvc", "jinja2", "requests", "click", "yaml",
@@ -102,7 +105,7 @@ def main() -> None:
 
     if os.path.exists(args.repos):
         docs, source, total = [], args.repos, 0
-        for d in packing.read_repos(args.repos):
+        for d in read_repos(args.repos):
             if total >= args.max_mb * 1e6:
                 break
             docs.append(d)
@@ -128,8 +131,8 @@ def main() -> None:
         texts = [d["text"] for d in docs]
 
         files = [d["text"][f["start"]: f["end"]] for d in docs for f in d["files"]]
-        params = packing.PackParams(seq_len=args.seq_len)
-        val = packing.val_repo_ids([d["repo_id"] for d in docs], params.val_fraction, params.split_seed)
+        params = PackParams(seq_len=args.seq_len)
+        val = val_repo_ids([d["repo_id"] for d in docs], params.val_fraction, params.split_seed)
 
         def raw(name, inputs):
             fn = getattr(tok, name)
@@ -137,7 +140,7 @@ def main() -> None:
 
         def pack(w):
             def run():
-                rep = packing.pack_documents(docs, os.path.join(tmp, f"tokens{w}"), tokenizer_dir=tok_dir,
+                rep = pack_documents(docs, os.path.join(tmp, f"tokens{w}"), tokenizer_dir=tok_dir,
                                              params=params, val_repos=val, workers=w)
                 return sum(s["n_tokens"] + s["tail_tokens_dropped"] for s in rep["splits"].values())
             return run
@@ -175,7 +178,7 @@ def fim_figures(docs: list[dict], args) -> None:
 
     import numpy as np
 
-    from dscoder import fim
+    from dscoder.tokens import fim
 
     if args.tokenizer is None:
         raise SystemExit("--fim needs --tokenizer (the pipeline's artifacts/tokenizer)")
@@ -185,11 +188,11 @@ def fim_figures(docs: list[dict], args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for unit in args.units:
             for seq_len in args.seq_lens:
-                params = packing.PackParams(seq_len=seq_len, val_fraction=0.05,
+                params = PackParams(seq_len=seq_len, val_fraction=0.05,
                                             fim=fim.FimParams(rate=0.5, mode="psm", unit=unit))
-                val = packing.val_repo_ids([d["repo_id"] for d in docs], params.val_fraction, params.split_seed)
+                val = val_repo_ids([d["repo_id"] for d in docs], params.val_fraction, params.split_seed)
                 out = Path(tmp) / f"{unit}-{seq_len}"
-                packing.pack_documents(docs, out, tokenizer_dir=args.tokenizer, params=params, val_repos=val)
+                pack_documents(docs, out, tokenizer_dir=args.tokenizer, params=params, val_repos=val)
                 meta = json.loads((out / "meta.json").read_text())
                 tokens = np.memmap(out / "train.bin", dtype=np.dtype(meta["dtype"]).newbyteorder("<"), mode="r")
                 complete = fim.complete_examples(tokens, seq_len, meta["special_ids"])

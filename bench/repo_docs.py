@@ -43,12 +43,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from dscoder.data.deps.extract import _regexes
-from dscoder.data.deps.refs import Ref, names_list
-from dscoder.data.deps.resolve import RepoIndex
-from dscoder.data.deps.rules import RULES
+from dscoder.data.repo_docs.extract import _regexes
+from dscoder.data.repo_docs.refs import Ref, names_list
+from dscoder.data.repo_docs.resolve import RepoIndex
+from dscoder.data.repo_docs.rules import RULES
 from dscoder.data.languages import NON_CODE, detect_language
-from dscoder.data.repo_order import ALGORITHMS, LanguageStats, build_repo_doc, strongly_connected
+from dscoder.data.repo_docs.document import ALGORITHMS, LanguageStats, build_repo_doc, strongly_connected
 from dscoder.data.treesitter import get_parser, grammar_name
 
 MODES = ("regex", "tree-sitter")

@@ -28,16 +28,20 @@ EXTERNAL: dict[str, str] = {
 """Subcommands defined in other modules; one is listed only once its module exists."""
 
 
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    here = Path(start or os.getcwd()).resolve()
+def find_root(start: str | os.PathLike = ".") -> Path:
+    """The nearest folder at or above `start` that holds dvc.yaml (the project root)."""
+    here = Path(start).resolve()
     for d in (here, *here.parents):
         if (d / "dvc.yaml").is_file():
             return d
-    raise SystemExit(f"dscoder: no dvc.yaml at or above {here}: run it inside the project")
+    raise FileNotFoundError(f"no dvc.yaml at or above {here}")
 
 
 def _enter_project(args: argparse.Namespace) -> Path:
-    root = project_root(getattr(args, "repo", None))
+    try:
+        root = find_root(getattr(args, "repo", None) or ".")
+    except FileNotFoundError as e:
+        raise SystemExit(f"dscoder: {e}: run it inside the project") from None
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")

@@ -32,17 +32,10 @@ from typing import Any, Iterator
 from prefect import flow, get_run_logger, tags
 from prefect.states import Completed
 
+from flows.cli import find_root
+
 CACHED = "Cached"
 """Name of the Completed state of a stage DVC found up to date (Prefect's own name for a cache hit)."""
-
-
-def find_root(start: str | os.PathLike = ".") -> Path:
-    """The nearest folder at or above `start` that holds dvc.yaml."""
-    here = Path(start).resolve()
-    for d in (here, *here.parents):
-        if (d / "dvc.yaml").is_file():
-            return d
-    raise FileNotFoundError(f"no dvc.yaml at or above {here}")
 
 
 def _name(stage) -> str:

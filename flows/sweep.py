@@ -37,7 +37,8 @@ from typing import Any
 import yaml
 from prefect import flow, get_run_logger
 
-from flows.pipeline import child_env, find_root
+from flows.cli import find_root
+from flows.pipeline import child_env
 from flows.plot import is_number, write_sweep_plot
 
 SKIP_METRIC_PARTS = ("timing", "env", "throughput")

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _order(root: Path, args):
-    from dscoder.lineage.order import DataOrder
+    from dscoder.lineage.data_order import DataOrder
 
     cfg_path = root / args.train_config
     if not cfg_path.is_file():

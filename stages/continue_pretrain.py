@@ -14,11 +14,11 @@ from prefect import flow, task
 from transformers import AutoTokenizer
 
 from dscoder.config import ConfigError
-from dscoder.mixture import MixtureParams, corpus_sources, write_mixture
-from dscoder.packing import read_repos
+from dscoder.train.mixture import MixtureParams, corpus_sources, write_mixture
+from dscoder.data.stream import read_repos
 from stages.common import Timer, load_params, run_flow, run_task, stage_args
-from stages.model_card import DATA_STAGES, card_facts
-from stages.training import check_training, run_training, training_report
+from stages.common.model_card import DATA_STAGES, card_facts
+from stages.common.training import check_training, run_training, training_report
 
 IN = Path("data/clean/repos.parquet")
 TOKENS = Path("data/v1.5_tokens")

@@ -25,7 +25,7 @@ from dscoder.eval import contamination as contam
 from dscoder.eval.benchmarks import Benchmark, Context, layers_text, missing_fim_sentinels, registry
 from dscoder.eval.settings import EvaluateSettings
 from stages.common import Timer, load_params, publish_artifact, run_flow, run_task, write_report_files
-from stages.progress import Progress
+from stages.common.progress import Progress
 
 MODELS = Path("artifacts/models")
 REPOS_IN = Path("data/clean/repos.parquet")

@@ -15,11 +15,11 @@ from prefect import flow, task
 
 from dscoder.config import ConfigError
 from dscoder.io import atomic_path
-from dscoder.mixture import general_lm_texts, train_general_tokenizer, write_texts
-from dscoder.packing import read_repos
+from dscoder.train.mixture import general_lm_texts, train_general_tokenizer, write_texts
+from dscoder.data.stream import read_repos
 from stages.common import Timer, load_params, run_flow, run_task, stage_args
-from stages.model_card import DATA_STAGES, card_facts
-from stages.training import check_training, run_training, training_report
+from stages.common.model_card import DATA_STAGES, card_facts
+from stages.common.training import check_training, run_training, training_report
 
 IN = Path("data/clean/repos.parquet")
 TOKENIZER = Path("artifacts/tokenizer-general")

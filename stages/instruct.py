@@ -15,8 +15,8 @@ from transformers import AutoTokenizer
 
 from dscoder.instruct import InstructPackParams, pack_instructions, read_examples, save_chat_tokenizer
 from stages.common import Timer, load_params, run_flow, run_task, stage_args
-from stages.model_card import card_facts, instruction_data
-from stages.training import check_training, run_training, training_report
+from stages.common.model_card import card_facts, instruction_data
+from stages.common.training import check_training, run_training, training_report
 
 BASE = "artifacts/models/base-16k"
 DATA = Path("data/instruct")

@@ -14,7 +14,7 @@ from prefect import flow
 
 from dscoder.data.decontam import BenchmarkIndex, load_benchmark_strings
 from dscoder.instruct import InstructDataParams, build_instruct_data, write_instruct_data
-from dscoder.packing import read_repos
+from dscoder.data.stream import read_repos
 from stages.common import Timer, load_params, run_flow, stage_args, write_report
 from dscoder.data.decontam import params_from as decontam_params
 

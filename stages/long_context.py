@@ -11,8 +11,8 @@ from prefect import flow
 from dscoder.config import ConfigError
 from dscoder.train import long_context_overrides
 from stages.common import Timer, load_params, run_flow, stage_args
-from stages.model_card import card_facts, code_data
-from stages.training import check_training, run_training, training_report
+from stages.common.model_card import card_facts, code_data
+from stages.common.training import check_training, run_training, training_report
 
 BASE = "artifacts/models/base"
 PATHS = {

@@ -20,10 +20,10 @@ from prefect import flow
 from dscoder.data.stream import iter_slices
 from dscoder.io import write_parquet
 from dscoder.lineage.metrics import pack_by_language
-from dscoder.packing import PackParams, pack_repos
+from dscoder.tokens.pack import PackParams, pack_repos
 from dscoder.schemas import AUDIT
 from stages.common import RunnerSettings, Timer, load_params, run_flow, stage_args, write_report
-from stages.progress import Progress
+from stages.common.progress import Progress
 
 IN = Path("data/clean/repos.parquet")
 TOKENIZER = Path("artifacts/tokenizer")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from prefect import flow
 
 from stages.common import Timer, load_params, run_flow, stage_args
-from stages.model_card import DATA_STAGES, TOKEN_STAGES, card_facts, code_data
-from stages.training import check_training, run_training, training_report
+from stages.common.model_card import DATA_STAGES, TOKEN_STAGES, card_facts, code_data
+from stages.common.training import check_training, run_training, training_report
 
 PATHS = {
     "tokens_dir": "data/tokens",

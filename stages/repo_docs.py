@@ -14,8 +14,8 @@ from pathlib import Path
 
 from prefect import flow
 
-from dscoder.data.repo_order import LanguageStats, RepoDocsSettings
-from dscoder.data.repo_split import RepoDocsStep
+from dscoder.data.repo_docs.document import LanguageStats, RepoDocsSettings
+from dscoder.data.repo_docs.step import RepoDocsStep
 from dscoder.data.step import merge_counts, tree
 from dscoder.schemas import REPOS
 from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,

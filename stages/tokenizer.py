@@ -16,12 +16,13 @@ from pathlib import Path
 from prefect import flow, task
 
 from dscoder.data.doc_formats import DEFAULT_DOC_FORMAT, format_tokens
-from dscoder.data.repo_order import RepoDocsSettings
-from dscoder.packing import BATCH_BYTES, read_repos, repo_ids, val_repo_ids
-from dscoder.tokenizer import (TokenizerParams, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
+from dscoder.data.repo_docs.document import RepoDocsSettings
+from dscoder.data.stream import BATCH_BYTES, read_repos, repo_ids
+from dscoder.tokens.split import val_repo_ids
+from dscoder.tokens.tokenizer import (TokenizerParams, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
                                save_tokenizer, special_token_ids, train_tokenizer)
 from stages.common import RunnerSettings, Timer, load_params, run_flow, run_task, stage_args, write_report
-from stages.progress import Progress, artifact_key
+from stages.common.progress import Progress, artifact_key
 
 IN = Path("data/clean/repos.parquet")
 OUT = Path("artifacts/tokenizer")

@@ -3,7 +3,7 @@
 A bar is drawn only when its stream (stderr by default) is a terminal, the environment
 variable `CI` is unset (or 0/false), and `DSCODER_PROGRESS` is not 0/false/off. Logs, DVC's
 captured output and CI runs therefore see the same lines as before, never carriage returns.
-Library code may draw bars; it never talks to Prefect (the stage layer's `stages.progress`
+Library code may draw bars; it never talks to Prefect (the stage layer's `stages.common.progress`
 adds the Prefect progress artifact on top of this).
 """
 

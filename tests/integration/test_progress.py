@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.progress import Progress, artifact_key
+from stages.common.progress import Progress, artifact_key
 from tests.integration.test_training_stages import KILL_TINY, _clean_repos, _tokens_and_tokenizer
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def test_data_stage_publishes_shard_progress(tmp_path, prefect_harness, monkeypa
 
 
 def test_tokenizer_stage_publishes_progress_at_100(tmp_path, prefect_harness, monkeypatch):
-    from dscoder.tokenizer import TokenizerParams
+    from dscoder.tokens.tokenizer import TokenizerParams
     from stages.tokenizer import tokenizer
 
     monkeypatch.chdir(tmp_path)
@@ -165,7 +165,7 @@ def _read_all(master: int, timeout: float) -> str:
 
 def _bar_text(env: dict[str, str], use_pty: bool) -> str:
     """What a Progress writes to stderr in a child process whose stderr is a pty or a pipe."""
-    code = ("from stages.progress import Progress\n"
+    code = ("from stages.common.progress import Progress\n"
             "with Progress('demo', 3, 'file', desc='demo files') as p:\n"
             "    for _ in range(3): p.advance(1, kept=7)\n")
     full_env = {k: v for k, v in os.environ.items() if k not in ("CI", "DSCODER_PROGRESS")} | env
@@ -224,7 +224,7 @@ def test_training_watch_publishes_each_checkpoint(tmp_path, prefect_harness):
     from prefect import flow
 
     from dscoder.train.metrics import MetricsLog
-    from stages.training import TrainingWatch
+    from stages.common.training import TrainingWatch
 
     metrics_dir = tmp_path / "reports/pretrain"
     log = MetricsLog(str(metrics_dir), enabled=True)
@@ -287,7 +287,7 @@ def test_trainer_bar_on_a_terminal(tmp_path):
 
     _tokens_and_tokenizer(tmp_path)
     (tmp_path / "section.json").write_text(json.dumps({**KILL_TINY, "max_steps": 3}))
-    code = ("import json; from stages.pretrain import PATHS; from stages.training import run_training; "
+    code = ("import json; from stages.pretrain import PATHS; from stages.common.training import run_training; "
             "run_training('pretrain', json.load(open('section.json')), PATHS)")
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "DSCODER_PROGRESS")}
     env["PYTHONPATH"] = str(ROOT)

@@ -14,10 +14,10 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from dscoder.data.languages import detect_language
-from dscoder.data.repo_order import build_repo_doc
-from dscoder.packing import PackParams
+from dscoder.data.repo_docs.document import build_repo_doc
+from dscoder.tokens.pack import PackParams
 from dscoder.schemas import REPOS
-from dscoder.tokenizer import TokenizerParams
+from dscoder.tokens.tokenizer import TokenizerParams
 from stages.common import RunnerSettings
 from tests.corpus import FILES
 
@@ -154,7 +154,7 @@ def _curve_steps(root, stage="pretrain"):
 def test_changing_max_steps_after_a_kill_starts_over(tmp_path, monkeypatch, capfd):
     """The resume key holds max_steps (the schedule is laid out over it): a run killed at step 3
     (checkpoint at 2) is resumed only by the same settings; with another max_steps it starts over."""
-    from stages.training import run_training
+    from stages.common.training import run_training
 
     monkeypatch.chdir(tmp_path)
     _tokens_and_tokenizer(tmp_path)
@@ -213,7 +213,7 @@ def test_killing_dvc_repro_leaves_no_trainer_and_no_repeated_steps(tmp_path, pre
     import yaml
 
     from stages.pretrain import PATHS
-    from stages.training import run_training
+    from stages.common.training import run_training
     from tests.integration.dvc_repo import BIN, ROOT, make_dvc_repo
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

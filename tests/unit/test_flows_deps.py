@@ -45,7 +45,7 @@ FILES = {
     "src/pkg/trainer/loop.py": "import pkg.sub\ndef run(): pass\n",
     "stages/__init__.py": "",
     "stages/one.py": "import pkg.a\nfrom pkg import launch, typed\nfrom stages.common import helper\n",
-    "stages/common.py": "def helper(): pass\n",
+    "stages/common/__init__.py": "def helper(): pass\n",
     "stages/two.py": "import pkg.sub.c\n",
     "flows/__init__.py": "",
 }
@@ -54,7 +54,7 @@ ONE = sorted([
     "src/pkg/__init__.py", "src/pkg/a.py", "src/pkg/b.py", "src/pkg/sub/__init__.py", "src/pkg/sub/c.py",
     "src/pkg/launch.py", "src/pkg/_script.py", "src/pkg/trainer/__init__.py", "src/pkg/trainer/__main__.py",
     "src/pkg/trainer/loop.py", "src/pkg/typed.py", "src/pkg/runtime.py",
-    "stages/__init__.py", "stages/common.py", "stages/one.py",
+    "stages/__init__.py", "stages/common/__init__.py", "stages/one.py",
 ])
 
 DVC_YAML = """\

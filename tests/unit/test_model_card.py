@@ -19,7 +19,7 @@ from dscoder.train.export import export_hf
 from dscoder.train.model_card import (CARD_FILE, FACTS_FILE, complete_facts, evaluation_from_report, main, read_facts,
                                       render_card, scrub, source_license, write_card)
 from dscoder.train.resume import resume_key
-from stages.model_card import card_facts, code_data, recipe
+from stages.common.model_card import card_facts, code_data, recipe
 
 RESULTS = {"steps": 3, "tokens": 96, "seq_len": 16, "world_size": 1, "device": "cpu", "final_train_loss": 5.25,
            "final_val_loss": 5.5, "final_lr": 1e-4, "params": 12345, "status": "complete"}
@@ -43,7 +43,7 @@ EVAL = {  # the shape of reports/eval/<model>.json (stages/evaluate.py)
 
 
 def stage_facts() -> dict:
-    """What a pretrain stage hands over (stages.model_card.card_facts / code_data's shape)."""
+    """What a pretrain stage hands over (stages.common.model_card.card_facts / code_data's shape)."""
     data = {
         "splits": {"train": {"repos": 2, "docs": 2, "tokens": 96}, "val": {"repos": 1, "docs": 1, "tokens": 32}},
         "languages": {"python": {"files": 3, "tokens": 70}, "c": {"files": 1, "tokens": 20},
@@ -194,7 +194,7 @@ def test_the_card_never_changes_the_resume_key(tmp_path):
     assert resume_key(a) == resume_key(b)
 
 
-# ---- the facts a stage gathers (stages.model_card) ----------------------------------------------
+# ---- the facts a stage gathers (stages.common.model_card) ----------------------------------------------
 
 
 def test_recipe_takes_the_sections_of_params_yaml(tmp_path):

@@ -9,12 +9,12 @@ import pytest
 import yaml
 
 from flows.cli import deep_merge
-from dscoder.fim import FimParams  # noqa: F401  (PackParams builds it)
+from dscoder.tokens.fim import FimParams  # noqa: F401  (PackParams builds it)
 from dscoder.model import build_config, count_params
-from dscoder.packing import PackParams
-from dscoder.tokenizer import TokenizerParams
+from dscoder.tokens.pack import PackParams
+from dscoder.tokens.tokenizer import TokenizerParams
 from dscoder.train.config import config_from_dict
-from stages.training import split_launch
+from stages.common.training import split_launch
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = sorted((ROOT / "presets").glob("*.yaml"))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+from dscoder.summary import edges_respected, summarize
 from stages.common import Timer, run_facts_path, share_prefect_api, split_run_facts, write_report_files
-from stages.summary import edges_respected, summarize
 
 
 def test_run_facts_leave_the_metrics_at_any_depth():

@@ -17,6 +17,9 @@ batches to row batches and counts what it drops; where it runs is the executor's
 
 Row groups of the files this module writes are bounded in bytes, so reading one is bounded
 too. Nothing here holds a shard, a source or the corpus in memory.
+
+`read_repos` and `repo_ids` stream the rows, or only the ids, of a REPOS file for the stages
+that read one from start to end (tokenizer, pack, instruct_data, general_lm, continue_pretrain).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -320,3 +323,26 @@ def concat_parts(parts: Sequence[str | os.PathLike], dest: str | os.PathLike, sc
                     w.write(t)
         return w.rows
 
+
+# ---------------------------------------------------------------------------- REPOS rows
+
+#: Input bytes per batch when the caller gives none (`read_repos`, the packer).
+BATCH_BYTES = 64 * 2**20
+
+REPO_COLUMNS = ["repo_id", "repo_name", "text", "files", "part"]
+
+
+def read_repos(path: str | os.PathLike, batch_bytes: int = BATCH_BYTES,
+               columns: Sequence[str] = REPO_COLUMNS) -> Iterator[dict[str, Any]]:
+    """REPOS rows of a Parquet file (those of `columns` it has), streamed in batches of at
+    most about `batch_bytes`."""
+    have = set(pq.read_schema(path).names)
+    for batch in iter_batches(path, [c for c in columns if c in have], batch_bytes=batch_bytes):
+        for rows in batch.table.to_batches(max_chunksize=8):  # a few Python rows at a time
+            yield from rows.to_pylist()
+
+
+def repo_ids(path: str | os.PathLike) -> Iterator[str]:
+    """The repo_id of every row of a REPOS file, streamed (one row group at a time)."""
+    for _, t in iter_slices(path, ["repo_id"]):
+        yield from (r for r in t.column("repo_id").to_pylist() if isinstance(r, str))

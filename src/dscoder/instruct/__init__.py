@@ -1,10 +1,10 @@
 """Instruction tuning data (Sec. 3.7): user files, mined examples, the Instruct prompt layout,
-masked packing. The v1.5 mixture lives in dscoder.mixture."""
+masked packing. The v1.5 mixture lives in dscoder.train.mixture."""
 
 from dscoder.instruct.dataset import (InstructData, InstructDataParams, InstructFile, build_instruct_data,
                                       decontaminate_examples, read_examples, write_instruct_data)
+from dscoder.instruct.instruct_pack import InstructPackParams, pack_instructions
 from dscoder.instruct.mining import MiningParams, docstrings, mine_repos
-from dscoder.instruct.pack import InstructPackParams, pack_instructions
 from dscoder.instruct.records import Example, load_instruction_file
 from dscoder.instruct.template import (CHAT_TEMPLATE, DEFAULT_SYSTEM_PROMPT, EOT, chat_template, encode_conversation,
                                        save_chat_tokenizer,

@@ -2,7 +2,7 @@
 
 Order and splits are deterministic: user files in params order (records in file order), then
 mined examples in corpus row order. Mined examples are split by repository
-(`packing.val_repo_ids`, the same rule as pretraining, so with the same seed and fraction a
+(`dscoder.tokens.split.val_repo_ids`, the same rule as pretraining, so with the same seed and fraction a
 repository held out there is held out here); user records, which have no repository, by a
 seeded hash of their id. Decontamination scans every conversation's text (all turns) with the
 `decontam` stage's BenchmarkIndex (10-gram / exact short-string rules, Sec. 2.4) and audits
@@ -28,7 +28,7 @@ from dscoder.config import Settings, check
 from dscoder.instruct.mining import MiningParams, mine_repos
 from dscoder.instruct.records import Example, audit_row, content_key, load_instruction_file
 from dscoder.io import atomic_path, write_json, write_parquet
-from dscoder.packing import repo_unit, val_repo_ids
+from dscoder.tokens.split import repo_unit, val_repo_ids
 from dscoder.schemas import AUDIT
 
 SPLITS = ("train", "validation")

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from dscoder.lineage.index import CLEAN_REPOS, TOKENS, Lineage
-from dscoder.lineage.order import DataOrder, block_at
-from dscoder.packing import TokenIndex, token_source
+from dscoder.lineage.data_order import DataOrder, block_at
+from dscoder.tokens.index import TokenIndex, token_source
 
 
 class Tracer:

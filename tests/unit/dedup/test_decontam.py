@@ -260,7 +260,7 @@ def test_presets_name_the_four_benchmark_families(tmp_path, preset):
 def test_planted_items_of_each_family_are_removed_and_nothing_else(tmp_path, doc_format):
     import idna
 
-    from dscoder.data.repo_order import build_repo_doc
+    from dscoder.data.repo_docs.document import build_repo_doc
 
     params = preset_benchmarks(tmp_path, "6.7b")
     index = dc.BenchmarkIndex(dc.load_benchmark_strings(params)[0], params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dscoder import tokenizer as tk
+from dscoder.tokens import tokenizer as tk
 
 SAMPLE = [
     "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a + b\n",
@@ -47,6 +47,6 @@ def dscoder_tok(tmp_path_factory):
 @pytest.fixture(scope="session")
 def general_tok():
     """Another model's tokenizer: different specials (<s>, </s>, <pad>), no dscoder tokens."""
-    from dscoder.mixture import train_general_tokenizer
+    from dscoder.train.mixture import train_general_tokenizer
 
     return train_general_tokenizer(SAMPLE * 3, vocab_size=320, min_frequency=1)

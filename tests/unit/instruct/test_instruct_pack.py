@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dscoder.instruct.pack import InstructPackParams, pack_instructions
+from dscoder.instruct.instruct_pack import InstructPackParams, pack_instructions
 from dscoder.instruct.records import Example
 from dscoder.instruct.template import EOT
 from dscoder.train.data import IGNORE_INDEX, TokenBlocks

@@ -10,12 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dscoder import tokenizer as tk
-from dscoder.fim import FimParams
+from dscoder.tokens import tokenizer as tk
+from dscoder.tokens.fim import FimParams
 from dscoder.lineage.index import CLEAN_REPOS, TOKENS, Lineage
-from dscoder.lineage.order import DataOrder
+from dscoder.lineage.data_order import DataOrder
 from dscoder.lineage.trace import Tracer
-from dscoder.packing import PackParams, pack_documents, val_repo_ids
+from dscoder.tokens.pack import PackParams, pack_documents
+from dscoder.tokens.split import val_repo_ids
 from dscoder.schemas import REPOS
 
 SOURCES = {

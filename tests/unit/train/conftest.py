@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from dscoder.train import write_token_dir
+from tests.unit.instruct.conftest import general_tok  # noqa: F401  (the mixture tests' other-model tokenizer)
 
 
 @pytest.fixture

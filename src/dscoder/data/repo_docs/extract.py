@@ -14,8 +14,8 @@ import functools
 import re
 from typing import NamedTuple
 
-from dscoder.data.deps.refs import Ref, names_list
-from dscoder.data.deps.rules import RULES, LanguageRules
+from dscoder.data.repo_docs.refs import Ref, names_list
+from dscoder.data.repo_docs.rules import RULES, LanguageRules
 from dscoder.data.treesitter import get_language, get_parser, grammar_name
 
 MODES = ("regex", "tree-sitter")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dscoder.data.repo_order import (dependency_order, eades_lin_smyth, respected, scc_order, sift,
+from dscoder.data.repo_docs.document import (dependency_order, eades_lin_smyth, respected, scc_order, sift,
                                      strongly_connected)
 
 names = st.lists(st.text(alphabet="ab/._z", min_size=1, max_size=5), min_size=1, max_size=18, unique=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dscoder.lineage.order import DataOrder, block_at
+from dscoder.lineage.data_order import DataOrder, block_at
 from dscoder.train.data import BatchStream, TokenBlocks, write_token_dir
 
 

@@ -22,8 +22,15 @@ therefore match the weights up to rounding; the tests check it. Each document is
 [BOS] text [EOS] with the *given* tokenizer's own BOS/EOS (whatever it has), so any HF
 tokenizer works - v1.5 keeps the general model's tokenizer.
 
-The split is by repository (`packing.val_repo_ids`); extra files go by a hash of their path.
-Output: train.bin / val.bin + meta.json (`dscoder.train.data.write_token_dir`), no mask.
+The split is by repository (`dscoder.tokens.split.val_repo_ids`); extra files go by a hash of
+their path. Output: train.bin / val.bin + meta.json (`dscoder.train.data.write_token_dir`), no
+mask.
+
+Why it lives in dscoder.train: this is the token data of two training stages
+(`continue_pretrain`, `general_lm`), built inside the stage and written in the trainer's own
+token layout. It composes the pieces below it (instruct mining's docstrings for the natural
+language sources, the tokens split, the trainer's token directory), so it sits next to the
+trainer that consumes it, above tokens/ and instruct/ (neither imports it).
 """
 
 from __future__ import annotations
@@ -75,7 +82,7 @@ class MixtureParams(Settings):
     max_epochs: int = 4
     """At most this many passes over a source's texts to fill its quota (upsampling cap)."""
     val_fraction: float = 0.05
-    """Expected share of repositories held out (packing.val_repo_ids)."""
+    """Expected share of repositories held out (dscoder.tokens.split.val_repo_ids)."""
     split_seed: int = 0
     """Salt of the split hash."""
     min_nl_words: int = 4
@@ -192,7 +199,7 @@ def general_lm_texts(rows: Iterable[Mapping[str, Any]], min_words: int = 4) -> l
 def split_texts(sources: Mapping[str, list[Text]], val_fraction: float, seed: int
                 ) -> tuple[dict[str, list[Text]], dict[str, list[Text]]]:
     """(train, val) sources, split by repository (or extra-file path)."""
-    from dscoder.packing import val_repo_ids
+    from dscoder.tokens.split import val_repo_ids
 
     ids = {k for texts in sources.values() for k, _ in texts}
     val = val_repo_ids(ids, val_fraction, seed) if val_fraction > 0 else frozenset()

@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 
-from dscoder.data.deps.refs import Ref
+from dscoder.data.repo_docs.refs import Ref
 
 
 def join(*parts: str) -> str | None:

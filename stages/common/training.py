@@ -35,12 +35,12 @@ from dscoder.train.config import TrainConfig, config_from_dict
 from dscoder.train.lock import STAGE_LOCK, TRAINER_LOCK, FolderInUse, FolderLock, die_with_parent, is_locked, read_holder
 from dscoder.train.resume import changed_settings, checkpoint_key, latest_checkpoint, resume_key
 from stages.common import Timer, write_report
-from stages.progress import Progress, artifact_key, run_ids
+from stages.common.progress import Progress, artifact_key, run_ids
 
 PATH_FIELDS = ("tokens_dir", "checkpoint_dir", "metrics_dir", "export_dir", "tokenizer_dir", "summary_path", "run_name",
                "model_card")
 CARD_FACTS = "model_card.json"
-"""The stage's model card facts (`stages.model_card.card_facts`) in the checkpoint folder: the
+"""The stage's model card facts (`stages.common.model_card.card_facts`) in the checkpoint folder: the
 trainer's `model_card`, rendered by the export into README.md; never part of the resume key."""
 
 

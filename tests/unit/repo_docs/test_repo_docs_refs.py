@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dscoder.data.deps import RULES, LanguageRules, Ref, extract, refs
-from dscoder.data.repo_order import build_repo_doc
+from dscoder.data.repo_docs import RULES, LanguageRules, Ref, extract, refs
+from dscoder.data.repo_docs.document import build_repo_doc
 
 
 def test_rust_use_trees_flatten():

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dscoder import mixture as mx
-from dscoder.tokenizer import SPECIAL_TOKENS
+from dscoder.train import mixture as mx
+from dscoder.tokens.tokenizer import SPECIAL_TOKENS
 
-from .conftest import repo_row
+from tests.unit.instruct.conftest import repo_row
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 

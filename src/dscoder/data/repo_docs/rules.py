@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from dscoder.data.deps import refs as R
-from dscoder.data.deps import resolve as V
-from dscoder.data.deps.refs import Ref
-from dscoder.data.deps.resolve import RepoIndex
+from dscoder.data.repo_docs import refs as R
+from dscoder.data.repo_docs import resolve as V
+from dscoder.data.repo_docs.refs import Ref
+from dscoder.data.repo_docs.resolve import RepoIndex
 
 Normaliser = Callable[[str], list[str]]
 Resolver = Callable[[Ref, str, RepoIndex], list[str]]

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dscoder.data.deps import SUPPORTED_LANGUAGES, extract_refs
+from dscoder.data.repo_docs import SUPPORTED_LANGUAGES, extract_refs
 from dscoder.data.languages import detect_language
-from dscoder.data.repo_order import build_repo_doc
+from dscoder.data.repo_docs.document import build_repo_doc
 
 FIXTURES: dict[str, dict] = {
     "python": {

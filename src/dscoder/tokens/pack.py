@@ -23,15 +23,15 @@ Output directory (the trainer's contract, see dscoder.train.data):
                        (whole, prefix, middle, suffix, or MSP context/span), span (MSP number,
                        else -1), char_start, char_end (in the original document text),
                        token_start, token_end (in the split's stream), in stream order.
-                       Tokens not covered are BOS, EOS and FIM sentinels. `TokenIndex.locate`
-                       does the lookup.
+                       Tokens not covered are BOS, EOS and FIM sentinels.
+                       `dscoder.tokens.index.TokenIndex.locate` does the lookup.
   manifest.json        sha256 of every other file, written last.
 
 Index positions refer to the stream before the tail is cut, so rows past `n_tokens` describe
 dropped tokens.
 
-FIM (`fim.unit`, see dscoder.fim): `document` and `file` lay a document out before encoding;
-`window` rearranges packed windows on their way to the files (dscoder.fim_windows). The FIM
+FIM (`fim.unit`, see dscoder.tokens.fim): `document` and `file` lay a document out before encoding;
+`window` rearranges packed windows on their way to the files (dscoder.tokens.fim_windows). The FIM
 figures per split: `units` and their modes, `units_transformed_share`, `examples` (whole in
 the kept tokens) and `examples_fit_share` (those inside one window, from the packer's own
 positions), and `complete_window_share`: the share of windows of the written token file that
@@ -45,12 +45,9 @@ per-token work. Encoding file by file changes tokenization only where a pre-toke
 straddle two files (file blocks normally end with a newline, which the byte-level
 pre-tokeniser never merges with what follows).
 
-Train/validation split by repository: a repository goes to validation when
-blake2b(split_seed, repo_id) as a fraction of 2^64 is below `val_fraction`, so one repository
-never lands in both, even when repo_docs split it into several documents (consecutive rows
-with one repo_id; their part numbers 0, 1, ... enter the FIM draws). With at least two
-repositories and 0 < val_fraction < 1, the split is then forced non-empty on both sides (the
-smallest hash moves to val, the largest to train).
+Train/validation split by repository (dscoder.tokens.split): one repository never lands in
+both, even when repo_docs split it into several documents (consecutive rows with one repo_id;
+their part numbers 0, 1, ... enter the FIM draws).
 
 Memory: the input is read in batches of about `batch_bytes` (encoded in batches of at most
 ENCODE_BATCH_CHARS characters, a bounded number in flight), and the token files and index are
@@ -66,7 +63,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 import os
 import time
 from collections import Counter, deque
@@ -79,13 +75,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dscoder import fim as fimlib
 from dscoder.config import Settings, check
-from dscoder.data.stream import PartWriter, iter_batches, iter_slices
-from dscoder.fim_windows import WindowFim
+from dscoder.data.stream import BATCH_BYTES, PartWriter, read_repos, repo_ids
 from dscoder.pool import WorkerPool
 from dscoder.io import atomic_path, write_json
-from dscoder.tokenizer import load_tokenizer, special_token_ids, tokenizer_hash
+from dscoder.tokens import fim as fimlib
+from dscoder.tokens.fim_windows import WindowFim
+from dscoder.tokens.split import val_repo_ids
+from dscoder.tokens.tokenizer import cached_tokenizer, token_nbytes, tokenizer_hash
 
 SPLITS = ("train", "val")
 FORMAT = "dscoder.tokens/1"
@@ -134,27 +131,6 @@ class PackParams(Settings):
         self.fim.validate()
 
 
-# ---------------------------------------------------------------------------- split
-
-def repo_unit(repo_id: str, seed: int) -> float:
-    """A repository's position in [0, 1): the split compares it with val_fraction."""
-    h = hashlib.blake2b(f"{seed}\0{repo_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "little") / 2.0**64
-
-
-def val_repo_ids(repo_ids: Iterable[str], val_fraction: float, seed: int) -> frozenset[str]:
-    """The repositories of the validation split (see the module docstring)."""
-    units = {r: repo_unit(r, seed) for r in set(repo_ids)}
-    val = {r for r, u in units.items() if u < val_fraction}
-    if len(units) >= 2 and 0.0 < val_fraction < 1.0:
-        order = sorted(units, key=lambda r: (units[r], r))
-        if not val:
-            val.add(order[0])
-        if len(val) == len(units):
-            val.discard(order[-1])
-    return frozenset(val)
-
-
 # ---------------------------------------------------------------------------- encode
 
 @dataclass
@@ -181,16 +157,6 @@ class ShardResult:
     chars: dict[str, int]
     audit: list[dict[str, Any]]
     """AUDIT-schema rows (dscoder.schemas.AUDIT) for skipped documents and lost file spans."""
-
-
-_CACHE: dict[str, tuple[Any, dict[str, int]]] = {}
-
-
-def _tokenizer(tokenizer_dir: str):
-    if tokenizer_dir not in _CACHE:
-        tok = load_tokenizer(tokenizer_dir)
-        _CACHE[tokenizer_dir] = (tok, special_token_ids(tok))
-    return _CACHE[tokenizer_dir]
 
 
 def _check_sentinels(sid: Mapping[str, int], params: PackParams) -> None:
@@ -266,10 +232,10 @@ def encode_shard(docs: Sequence[Mapping[str, Any]], splits: Sequence[str], token
     from dscoder.data.repo_blocks import spans_problem
 
     params.validate()
-    tok, sid = _tokenizer(str(tokenizer_dir))
+    tok, sid = cached_tokenizer(str(tokenizer_dir))
     _check_sentinels(sid, params)
     window = params.fim.unit == "window"
-    nbytes = _token_nbytes(str(tokenizer_dir)) if window else None
+    nbytes = token_nbytes(str(tokenizer_dir)) if window else None
     bos, eos = np.array([sid["bos"]], np.uint32), np.array([sid["eos"]], np.uint32)
     sentinel = {name: np.array([i], np.uint32) for name, i in sid.items()}
     skipped, warnings, audit = Counter(), Counter(), []
@@ -503,7 +469,7 @@ def write_tokens(results: Iterable[ShardResult], out_dir: str | os.PathLike, *, 
     """Write shard results (in input order) as the token directory, atomically; returns meta
     (also written as meta.json, then manifest.json) and the AUDIT rows of all shards. With
     `fim.unit: window` the stream passes through `WindowFim` on its way to the files."""
-    tok, sid = _tokenizer(str(tokenizer_dir))
+    tok, sid = cached_tokenizer(str(tokenizer_dir))
     vocab_size = tok.get_vocab_size(with_added_tokens=True)
     dtype = token_dtype(vocab_size)
     skipped, warnings, chars, audit = Counter(), Counter(), dict.fromkeys(SPLITS, 0), []
@@ -564,10 +530,6 @@ def _sha256_file(p: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- drive
-
-#: Input bytes per encoded batch when the caller gives none (runner.batch_bytes' default).
-BATCH_BYTES = 64 * 2**20
-
 
 def _batches(docs: Iterable[Mapping[str, Any]], val: frozenset[str], batch_bytes: int) -> Iterator[tuple[list, list]]:
     """Documents in batches of at most `batch_bytes` characters of text (a longer document is
@@ -647,14 +609,14 @@ def pack_documents(docs: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike
                    workers: int = 1, batch_bytes: int = BATCH_BYTES,
                    on_progress: Callable[[int, int | None], None] | None = None,
                    total_docs: int | None = None) -> dict[str, Any]:
-    """Pack REPOS rows (in input order) into `out_dir`; `val_repos` from `val_repo_ids`.
+    """Pack REPOS rows (in input order) into `out_dir`; `val_repos` from `split.val_repo_ids`.
     `workers` processes encode batches of about `batch_bytes` characters of text; neither
     changes the output. Returns a report: meta, `timing` (seconds, tokens/s) and `audit`
     (AUDIT rows of what was skipped)."""
     params.validate()
     check(workers >= 1, "workers", f"must be >= 1, got {workers}")
     check(batch_bytes >= 1, "batch_bytes", f"must be >= 1, got {batch_bytes}")
-    _check_sentinels(_tokenizer(str(tokenizer_dir))[1], params)
+    _check_sentinels(cached_tokenizer(str(tokenizer_dir))[1], params)
     t0 = time.perf_counter()
     results = _reporting(_encoded(docs, val_repos, tokenizer_dir, params, workers, batch_bytes), on_progress, total_docs)
     meta, audit = write_tokens(results, out_dir,
@@ -667,25 +629,6 @@ def pack_documents(docs: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike
             "audit": audit}
 
 
-REPO_COLUMNS = ["repo_id", "repo_name", "text", "files", "part"]
-
-
-def read_repos(path: str | os.PathLike, batch_bytes: int = BATCH_BYTES,
-               columns: Sequence[str] = REPO_COLUMNS) -> Iterator[dict[str, Any]]:
-    """REPOS rows of a Parquet file (those of `columns` it has), streamed in batches of at
-    most about `batch_bytes`."""
-    have = set(pq.read_schema(path).names)
-    for batch in iter_batches(path, [c for c in columns if c in have], batch_bytes=batch_bytes):
-        for rows in batch.table.to_batches(max_chunksize=8):  # a few Python rows at a time
-            yield from rows.to_pylist()
-
-
-def repo_ids(path: str | os.PathLike) -> Iterator[str]:
-    """The repo_id of every row of a REPOS file, streamed (one row group at a time)."""
-    for _, t in iter_slices(path, ["repo_id"]):
-        yield from (r for r in t.column("repo_id").to_pylist() if isinstance(r, str))
-
-
 def pack_repos(repos_path: str | os.PathLike, out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike,
                params: PackParams, workers: int = 1, batch_bytes: int = BATCH_BYTES,
                on_progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]:
@@ -696,103 +639,3 @@ def pack_repos(repos_path: str | os.PathLike, out_dir: str | os.PathLike, *, tok
     return pack_documents(read_repos(repos_path, batch_bytes), out_dir, tokenizer_dir=tokenizer_dir, params=params,
                           val_repos=val, workers=workers, batch_bytes=batch_bytes, on_progress=on_progress,
                           total_docs=pq.ParquetFile(repos_path).metadata.num_rows)
-
-
-# ---------------------------------------------------------------------------- look up
-
-@dataclass(frozen=True)
-class Location:
-    """Where token `offset` of a split's stream came from."""
-
-    offset: int
-    doc: int
-    repo_id: str
-    repo_name: str | None
-    fim_mode: str
-    part: int
-    """The document's part number among its repository's documents (0 for most)."""
-    special: str | None
-    """bos, eos or a sentinel name when the token is one the packer inserted, else None."""
-    segment: int | None
-    file: int | None
-    path: str | None
-    language: str | None
-    role: str | None
-    span: int | None
-    char_start: int | None
-    """Character range of the segment holding the token, in the original document."""
-    char_end: int | None
-    token_in_segment: int | None
-
-
-class TokenIndex:
-    """Loads one split's index; `locate(offset)` traces a token back to its source."""
-
-    def __init__(self, tokens_dir: str | os.PathLike, split: str):
-        d = Path(tokens_dir)
-        self.docs = pq.read_table(d / f"{split}.docs.parquet").to_pydict()
-        self.segments = pq.read_table(d / f"{split}.segments.parquet").to_pydict()
-        self._doc_start = np.asarray(self.docs["token_start"], np.int64)
-        self._seg_start = np.asarray(self.segments["token_start"], np.int64)
-        meta = json.loads((d / "meta.json").read_text())
-        dtype = np.dtype(meta["dtype"]).newbyteorder("<")
-        path = d / f"{split}.bin"  # np.memmap refuses an empty file (a split with no whole block)
-        self.tokens = np.memmap(path, dtype=dtype, mode="r") if path.stat().st_size else np.zeros(0, dtype)
-        self._special_names = {v: k for k, v in meta["special_ids"].items()}
-
-    def locate(self, offset: int) -> Location:
-        d = int(np.searchsorted(self._doc_start, offset, side="right")) - 1
-        if d < 0 or offset >= self.docs["token_end"][d]:
-            raise IndexError(f"token {offset} is outside every document")
-        base = dict(offset=offset, doc=d, repo_id=self.docs["repo_id"][d], repo_name=self.docs["repo_name"][d],
-                    fim_mode=self.docs["fim_mode"][d], part=self.docs.get("part", [0] * (d + 1))[d])
-        s = int(np.searchsorted(self._seg_start, offset, side="right")) - 1
-        if s >= 0 and self.segments["doc"][s] == d and offset < self.segments["token_end"][s]:
-            seg = {k: self.segments[k][s] for k in ("file", "path", "language", "role", "span", "char_start", "char_end")}
-            return Location(**base, special=None, segment=s, token_in_segment=offset - self.segments["token_start"][s], **seg)
-        name = self._special_names.get(int(self.tokens[offset])) if offset < self.tokens.size else None
-        return Location(**base, special=name or "unknown", segment=None, file=None, path=None, language=None,
-                        role=None, span=None, char_start=None, char_end=None, token_in_segment=None)
-
-
-def _token_nbytes(tokenizer_dir: str) -> np.ndarray:
-    """Bytes each id stands for: in a byte-level BPE every symbol of a token is one byte."""
-    key = f"nbytes:{tokenizer_dir}"
-    if key not in _CACHE:
-        tok, _ = _tokenizer(tokenizer_dir)
-        table = np.zeros(tok.get_vocab_size(with_added_tokens=True), np.int64)
-        for token, i in tok.get_vocab(with_added_tokens=False).items():
-            table[i] = len(token)
-        _CACHE[key] = (table, {})
-    return _CACHE[key][0]
-
-
-def token_source(index: TokenIndex, loc: Location, doc: Mapping[str, Any], tokenizer_dir: str | os.PathLike) -> dict[str, Any]:
-    """Exact source of a located text token, given its REPOS row: the token's character range
-    in the document and its UTF-8 byte range inside its file block (header included). Uses
-    the segment's stored tokens and each id's byte length (no re-encoding), so it is exact
-    also for a token holding part of a multi-byte character (the range then covers the whole
-    character). Tokens in the dropped tail cannot be looked up (they are not in the file)."""
-    if loc.segment is None:
-        raise ValueError(f"token {loc.offset} is the inserted token {loc.special!r}, not text")
-    if loc.offset >= index.tokens.size:
-        raise ValueError(f"token {loc.offset} lies in the tail dropped from the token file")
-    nbytes = _token_nbytes(str(tokenizer_dir))
-    seg_start = loc.offset - loc.token_in_segment
-    seg_end = min(index.segments["token_end"][loc.segment], index.tokens.size)
-    lengths = nbytes[np.asarray(index.tokens[seg_start:seg_end], dtype=np.int64)]
-    text = doc["text"]
-    seg_bytes = text[loc.char_start: loc.char_end].encode("utf-8")
-    whole = seg_end == index.segments["token_end"][loc.segment]
-    if int(lengths.sum()) != len(seg_bytes) if whole else int(lengths.sum()) > len(seg_bytes):
-        raise ValueError(f"document {doc.get('repo_id')!r} does not match the segment of token {loc.offset}")
-    b0 = int(lengths[: loc.token_in_segment].sum())
-    b1 = b0 + int(lengths[loc.token_in_segment])
-    c0 = len(seg_bytes[:b0].decode("utf-8", errors="ignore"))  # index of the character holding b0
-    head = seg_bytes[:b1].decode("utf-8", errors="ignore")
-    c1 = len(head) + (len(head.encode("utf-8")) < b1)  # round up to the whole character
-    out: dict[str, Any] = {"char_start": loc.char_start + c0, "char_end": loc.char_start + c1, "path": loc.path}
-    if loc.file is not None and loc.file >= 0:
-        before = len(text[doc["files"][loc.file]["start"]: loc.char_start].encode("utf-8"))
-        out["byte_start"], out["byte_end"] = before + b0, before + b1
-    return out

@@ -282,7 +282,7 @@ def run_shards(stage: str, fn: Callable, shard_args: Sequence[tuple], runner: Ru
     (`run_flow` without an API) the same work goes straight to the pool (or threads). `fn` must
     be a library function (importable without Prefect or the stage: it runs in pool workers and
     on clusters)."""
-    from stages.progress import Progress
+    from stages.common.progress import Progress
 
     with worker_pool(runner, stage) as pool, Progress(stage, len(shard_args), "shard", desc=f"{stage}: shards") as p, \
             contextlib.ExitStack() as stack:

@@ -371,3 +371,28 @@ def _sound_files(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     from dscoder.data.repo_blocks import spans_problem
 
     return list(doc["files"]) if spans_problem(dict(doc)) is None else []
+
+
+#: Saved tokenizers loaded in this process, for the packer's encoding workers and the token
+#: index (dscoder.tokens.pack, dscoder.tokens.index).
+_CACHE: dict[str, tuple[Any, dict[str, int]]] = {}
+
+
+def cached_tokenizer(tokenizer_dir: str):
+    """(tokenizer, special ids) of a saved tokenizer, loaded once per process."""
+    if tokenizer_dir not in _CACHE:
+        tok = load_tokenizer(tokenizer_dir)
+        _CACHE[tokenizer_dir] = (tok, special_token_ids(tok))
+    return _CACHE[tokenizer_dir]
+
+
+def token_nbytes(tokenizer_dir: str) -> np.ndarray:
+    """Bytes each id stands for: in a byte-level BPE every symbol of a token is one byte."""
+    key = f"nbytes:{tokenizer_dir}"
+    if key not in _CACHE:
+        tok, _ = cached_tokenizer(tokenizer_dir)
+        table = np.zeros(tok.get_vocab_size(with_added_tokens=True), np.int64)
+        for token, i in tok.get_vocab(with_added_tokens=False).items():
+            table[i] = len(token)
+        _CACHE[key] = (table, {})
+    return _CACHE[key][0]

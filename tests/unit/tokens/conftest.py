@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dscoder import tokenizer as tk
+from dscoder.tokens import tokenizer as tk
 
 UNICODE_FILES = {
     "docs/unicode.md": "# Ünïcödé\n\n日本語のテキスト、中文文本。 Ελληνικά; русский; עברית; العربية\n"

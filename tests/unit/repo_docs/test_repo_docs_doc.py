@@ -16,7 +16,7 @@ from dscoder.config import ConfigError
 from dscoder.data.doc_formats import DOC_FORMATS, FORMATS, format_tokens
 from dscoder.data.languages import path_header
 from dscoder.data.repo_blocks import block_content, drop_files, spans_problem
-from dscoder.data.repo_order import RepoDocsSettings, assemble, build_repo_doc
+from dscoder.data.repo_docs.document import RepoDocsSettings, assemble, build_repo_doc
 from dscoder.schemas import FILE_SPAN
 
 REPO = [
@@ -254,7 +254,7 @@ def test_language_stats_split_edges_on_and_off_cycles():
 
 @pytest.fixture(scope="module")
 def trained():
-    from dscoder import tokenizer as tk
+    from dscoder.tokens import tokenizer as tk
 
     params = tk.TokenizerParams(vocab_size=400, min_frequency=1)
     texts = [build_repo_doc(REPO, doc_format=f, repo_name="demo").text for f in DOC_FORMATS] * 3

@@ -12,7 +12,7 @@ The unit (`unit`) is what one FIM example is cut from:
             a document, so an infilling prompt's answer ends the same way.
   window    context-level FIM (Bavarian et al. 2022, Sec. 3): applied by the packer to a
             training window after documents are joined, so every example fits in its window
-            (see `packing`); cut points are token boundaries that are also character
+            (see `dscoder.tokens.pack`); cut points are token boundaries that are also character
             boundaries, so the index stays exact without re-encoding.
 
 With probability `rate` a unit is split and rearranged; the choice and the cut points are a
@@ -52,7 +52,7 @@ from typing import Any, Literal, Mapping, Sequence, Union
 import numpy as np
 
 from dscoder.config import Settings, check
-from dscoder.tokenizer import N_MSP_SENTINELS
+from dscoder.tokens.tokenizer import N_MSP_SENTINELS
 
 Mode = Literal["psm", "spm", "msp"]
 Unit = Literal["file", "window", "document"]

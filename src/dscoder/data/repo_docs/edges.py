@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from dscoder.data.deps.extract import extract_refs
-from dscoder.data.deps.resolve import RepoIndex
-from dscoder.data.deps.rules import RULES
+from dscoder.data.repo_docs.extract import extract_refs
+from dscoder.data.repo_docs.resolve import RepoIndex
+from dscoder.data.repo_docs.rules import RULES
 
 
 @dataclass(frozen=True)

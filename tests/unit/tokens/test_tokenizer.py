@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dscoder import tokenizer as tk
+from dscoder.tokens import tokenizer as tk
 from dscoder.config import ConfigError
 
 # Any Unicode scalar value (surrogates cannot be UTF-8 encoded, so no text holds them),

@@ -1,5 +1,6 @@
-"""Packing: split by repository, determinism across processes, exact index, FIM round trip
-from the packed tokens, the trainer's file contract."""
+"""Packing (dscoder.tokens.pack): no repository in both splits, determinism across processes,
+an exact index (read back with dscoder.tokens.index), FIM round trip from the packed tokens,
+the trainer's file contract."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from dscoder import fim, packing
+from dscoder.tokens import fim, pack
 from dscoder.config import ConfigError
-from dscoder.fim import FimParams, Sentinel
+from dscoder.tokens.fim import FimParams, Sentinel
 from dscoder.io import write_parquet
-from dscoder.packing import PackParams
+from dscoder.tokens.index import TokenIndex, token_source
+from dscoder.tokens.pack import PackParams
+from dscoder.tokens.split import val_repo_ids
 from dscoder.schemas import AUDIT, REPOS
-from dscoder.tokenizer import SPECIAL_IDS, load_tokenizer
+from dscoder.tokens.tokenizer import SPECIAL_IDS, load_tokenizer
 
 WORDS = ["def", "return", "self", "x", "值", "ñandú", "    ", "\n", "(", ")", ":", "🙂", "<|EOT|>", "==", "0x1F"]
 
@@ -52,8 +55,8 @@ RUNS = {"w1": PARAMS, "msp": MSP, "file": FILE, "window": WINDOW, "window_msp": 
 
 
 def _pack(docs, out, tok_dir, params, **kw):
-    val = packing.val_repo_ids([d["repo_id"] for d in docs], params.val_fraction, params.split_seed)
-    return packing.pack_documents(docs, out, tokenizer_dir=tok_dir, params=params, val_repos=val, **kw)
+    val = val_repo_ids([d["repo_id"] for d in docs], params.val_fraction, params.split_seed)
+    return pack.pack_documents(docs, out, tokenizer_dir=tok_dir, params=params, val_repos=val, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +102,6 @@ def test_no_repository_in_both_splits(packed, docs):
         repos = {s: set(pq.read_table(packed / run / f"{s}.docs.parquet")["repo_id"].to_pylist()) for s in ("train", "val")}
         assert repos["train"] and repos["val"] and not repos["train"] & repos["val"]
         assert repos["train"] | repos["val"] == {d["repo_id"] for d in docs} - {"bad:empty"}
-    # Forced non-empty on both sides, whatever the fraction gives.
-    assert len(packing.val_repo_ids(["a", "b"], 1e-9, 0)) == 1
-    assert len(packing.val_repo_ids(["a", "b"], 1 - 1e-9, 0)) == 1
-    ids = [f"r{i}" for i in range(2000)]
-    val = packing.val_repo_ids(ids, 0.1, 7)
-    assert abs(len(val) - 200) < 60 and val == packing.val_repo_ids(reversed(ids), 0.1, 7)
 
 
 def _load(run_dir, split):
@@ -217,7 +214,7 @@ def test_locate_traces_tokens_to_repo_file_and_role(packed, docs, tok_dir, run):
     by_id = {d["repo_id"]: d for d in docs}
     roles, partial = set(), 0
     for split in ("train", "val"):
-        index = packing.TokenIndex(packed / run, split)
+        index = TokenIndex(packed / run, split)
         offsets = np.random.default_rng(0).integers(0, index.tokens.size, 150).tolist()
         for d, repo_id in enumerate(index.docs["repo_id"]):  # every token of the Unicode-heavy doc
             if repo_id == "test:unicode":
@@ -230,7 +227,7 @@ def test_locate_traces_tokens_to_repo_file_and_role(packed, docs, tok_dir, run):
                 assert int(index.tokens[off]) == SPECIAL_IDS[loc.special]
                 continue
             roles.add(loc.role)
-            src = packing.token_source(index, loc, doc, tok_dir)
+            src = token_source(index, loc, doc, tok_dir)
             piece = doc["text"][src["char_start"]: src["char_end"]]
             assert loc.char_start <= src["char_start"] < src["char_end"] <= loc.char_end
             decoded = tok.decode([int(index.tokens[off])])
@@ -250,7 +247,7 @@ def test_locate_traces_tokens_to_repo_file_and_role(packed, docs, tok_dir, run):
 
 
 def test_meta_files_and_trainer_contract(packed, docs, tok_dir):
-    from dscoder.tokenizer import tokenizer_hash
+    from dscoder.tokens.tokenizer import tokenizer_hash
     from dscoder.train.data import TokenBlocks
 
     d = packed / "w1"
@@ -275,7 +272,7 @@ def test_meta_files_and_trainer_contract(packed, docs, tok_dir):
     manifest = json.loads((d / "manifest.json").read_text())["files"]
     assert set(manifest) == {p.name for p in d.iterdir()} - {"manifest.json"}
     assert manifest["train.bin"] == hashlib.sha256((d / "train.bin").read_bytes()).hexdigest()
-    assert packing.token_dtype(65536) == np.uint16 and packing.token_dtype(65537) == np.uint32
+    assert pack.token_dtype(65536) == np.uint16 and pack.token_dtype(65537) == np.uint32
 
 
 def _complete_windows(tokens, seq_len):
@@ -332,7 +329,7 @@ def test_pack_repos_from_parquet_matches(packed, docs, tok_dir, tmp_path):
     path = tmp_path / "repos.parquet"
     write_parquet(path, pa.Table.from_pylist(docs, schema=REPOS), schema=REPOS)
     seen = []
-    report = packing.pack_repos(path, tmp_path / "out", tokenizer_dir=tok_dir, params=PARAMS, batch_bytes=2_000,
+    report = pack.pack_repos(path, tmp_path / "out", tokenizer_dir=tok_dir, params=PARAMS, batch_bytes=2_000,
                                 on_progress=lambda done, total: seen.append((done, total)))
     assert _files(tmp_path / "out") == _files(packed / "w1")
     # progress: once per written batch, increasing, ending at every document (skipped ones too)
@@ -368,12 +365,12 @@ def test_repository_in_parts_stays_in_one_split_and_traces_to_its_part(docs, tok
     path = tmp_path / "repos.parquet"
     write_parquet(path, pa.Table.from_pylist(rows, schema=REPOS), schema=REPOS)
     params = PackParams(seq_len=32, val_fraction=0.3, fim=FimParams(rate=0.5, unit="file"))
-    packing.pack_repos(path, tmp_path / "small", tokenizer_dir=tok_dir, params=params, batch_bytes=1_500)
-    packing.pack_repos(path, tmp_path / "large", tokenizer_dir=tok_dir, params=params, workers=2)
+    pack.pack_repos(path, tmp_path / "small", tokenizer_dir=tok_dir, params=params, batch_bytes=1_500)
+    pack.pack_repos(path, tmp_path / "large", tokenizer_dir=tok_dir, params=params, workers=2)
     assert _files(tmp_path / "small") == _files(tmp_path / "large")
     found = []
     for split in ("train", "val"):
-        index = packing.TokenIndex(tmp_path / "small", split)
+        index = TokenIndex(tmp_path / "small", split)
         for d, (repo_id, part) in enumerate(zip(index.docs["repo_id"], index.docs["part"])):
             if repo_id != "giant:1":
                 continue
@@ -382,7 +379,7 @@ def test_repository_in_parts_stays_in_one_split_and_traces_to_its_part(docs, tok
                        if index.locate(o).segment is not None and o < index.tokens.size)
             loc = index.locate(off)
             assert loc.part == part
-            src = packing.token_source(index, loc, big[part], tok_dir)
+            src = token_source(index, loc, big[part], tok_dir)
             seg_ids = index.tokens[off - loc.token_in_segment: index.segments["token_end"][loc.segment]].tolist()
             seg_text = tok.decode(seg_ids)
             assert seg_text == big[part]["text"][loc.char_start: loc.char_end]
@@ -390,4 +387,4 @@ def test_repository_in_parts_stays_in_one_split_and_traces_to_its_part(docs, tok
             assert tok.decode([int(index.tokens[off])]) == big[part]["text"][src["char_start"]: src["char_end"]]
     assert sorted(p for _, p in found) == [0, 1, 2] and len({s for s, _ in found}) == 1
     # parts draw their own FIM choices (keys differ), though their texts have the same shape
-    assert len({packing.doc_key("giant:1", k) for k in range(3)}) == 3
+    assert len({pack.doc_key("giant:1", k) for k in range(3)}) == 3

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dscoder import fim
+from dscoder.tokens import fim
 from dscoder.config import ConfigError
-from dscoder.fim import FimParams, Piece, Sentinel
+from dscoder.tokens.fim import FimParams, Piece, Sentinel
 
 MODES = [FimParams(rate=1.0, mode="psm"), FimParams(rate=1.0, mode="spm"),
          FimParams(rate=1.0, mode="psm", spm_share=0.5), FimParams(rate=1.0, mode="msp", msp_spans=1),
@@ -86,7 +86,7 @@ def test_bad_params_name_the_parameter(kwargs, name):
 
 
 def test_complete_examples_counts_whole_examples_per_window():
-    from dscoder.tokenizer import SPECIAL_IDS as S
+    from dscoder.tokens.tokenizer import SPECIAL_IDS as S
 
     import numpy as np
 

@@ -2,7 +2,7 @@
 
 A training sample is a whole repository whose files are ordered so that what a file depends
 on comes before it. `build_repo_doc` extracts and resolves the dependency edges
-(`dscoder.data.deps`), orders the files, and concatenates them in one of the layouts of
+(the package's dependency modules), orders the files, and concatenates them in one of the layouts of
 `doc_formats` (by default each file preceded by a comment line with its path, Sec. 2.2).
 
 Two ordering algorithms (`algorithm`):
@@ -41,9 +41,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Literal, Mapping, Sequence
 
 from dscoder.config import Settings
-from dscoder.data.deps import MODES, repo_deps
 from dscoder.data.doc_formats import DEFAULT_DOC_FORMAT, get_format
 from dscoder.data.languages import NON_CODE
+from dscoder.data.repo_docs import MODES, repo_deps
 
 ORDERS = ("dependency", "file")
 ALGORITHMS = ("paper", "scc")
@@ -70,7 +70,7 @@ class RepoDocsSettings(Settings):
     max_doc_bytes: int = 8 * 2**20
     """A repository whose document would exceed this many UTF-8 bytes becomes several
     documents of at most this size, cut at file boundaries along the dependency order
-    (repo_split.py): the bound on what one document (and so one worker) holds."""
+    (step.py): the bound on what one document (and so one worker) holds."""
 
     def validate(self) -> None:
         if self.max_doc_bytes < 1:

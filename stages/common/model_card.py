@@ -1,7 +1,7 @@
 """What a training stage tells its exported model's card (`dscoder.train.model_card`).
 
 Each training stage gathers the facts of what made its model and passes them to
-`stages.training.run_training(card=...)`; the export renders them into the model folder's
+`stages.common.training.run_training(card=...)`; the export renders them into the model folder's
 README.md. The facts:
 
 - the recipe so far: the starting model's stages, read from its card facts (`model_card.json`
@@ -11,7 +11,7 @@ README.md. The facts:
   tokens), files and tokens per language (reports/pack.json), the FIM settings, the sources of
   the training split's repositories (data/tokens/train.docs.parquet joined with
   data/clean/repos.parquet) with the licence each states, and the data stages' headline
-  figures (their reports, as `stages.summary` picks them); for the other stages, what their
+  figures (their reports, as `dscoder.summary` picks them); for the other stages, what their
   data step returned (instruction examples, the v1.5 mixture, the general corpus).
 
 The reports and params.yaml sections read here are those of the run that made the inputs; they
@@ -61,8 +61,8 @@ def recipe(stages: tuple[str, ...] | list[str], params_file: str | Path = "param
 
 
 def data_figures(reports_dir: str | Path = "reports") -> dict[str, Any]:
-    """The data stages' headline figures (`stages.summary.summarize`) from the reports that exist."""
-    from stages.summary import summarize
+    """The data stages' headline figures (`dscoder.summary.summarize`) from the reports that exist."""
+    from dscoder.summary import summarize
 
     reports = {n: r for n in (*DATA_STAGES, "pack") if (r := _read_json(Path(reports_dir) / f"{n}.json"))}
     return summarize(reports)

@@ -1,7 +1,7 @@
 """repo_docs as a streaming step, and repositories too large for one document.
 
 The step reads schemas.FILES rows in byte-bounded batches of whole repositories
-(`dscoder.data.stream`), orders each repository (`repo_order.build_repo_doc`) and writes its
+(`dscoder.data.stream`), orders each repository (`document.build_repo_doc`) and writes its
 document as soon as it is complete. Documents are assembled in parts of at most
 `max_doc_bytes` UTF-8 bytes, cut at file boundaries along the dependency order: each part is
 a run of consecutive blocks of the ordered document, so a file's dependencies are in its own
@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Iterator, Sequence
 import pyarrow as pa
 
 from dscoder.data.doc_formats import get_format
-from dscoder.data.repo_order import LanguageStats, RepoDoc, RepoDocsSettings, build_repo_doc
+from dscoder.data.repo_docs.document import LanguageStats, RepoDoc, RepoDocsSettings, build_repo_doc
 from dscoder.data.step import Step, StepContext
 from dscoder.data.stream import Batch, iter_groups
 from dscoder.schemas import REPOS
@@ -41,7 +41,7 @@ _COLUMNS = ("repo_id", "repo_name", "source", "path", "language", "content")
 
 def assemble_parts(order: Sequence[str], files: Mapping[str, Mapping[str, str]], *, doc_format: str,
                    repo_name: str, max_doc_bytes: int) -> Iterator[tuple[str, list[dict]]]:
-    """(text, spans) of each part: the blocks of `order` (as `repo_order.assemble` lays them
+    """(text, spans) of each part: the blocks of `order` (as `document.assemble` lays them
     out) in runs of at most `max_doc_bytes` bytes; a single larger block is a part alone."""
     fmt = get_format(doc_format)
     prefix = fmt.prefix(repo_name)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from dscoder import fim as fimlib
+from dscoder.tokens import fim as fimlib
 
 #: Windows per output chunk of `WindowFim.feed`.
 OUTPUT_WINDOWS = 4096
@@ -114,7 +114,7 @@ class WindowFim:
             cols["doc"] = [v - self._docs0 for v in cols["doc"]]
             return cols
 
-        from dscoder.packing import DOCS_SCHEMA, SEGMENTS_SCHEMA
+        from dscoder.tokens.pack import DOCS_SCHEMA, SEGMENTS_SCHEMA
 
         chunk = self.make_chunk(np.concatenate(self._ids) if self._ids else np.zeros(0, np.uint32),
                                 columns(self._doc_rows, DOCS_SCHEMA.names),

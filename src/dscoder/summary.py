@@ -1,0 +1,82 @@
+"""The headline figures of the stage reports: what the `summary` stage writes to
+reports/summary.json and a model card quotes for the data stages
+(`stages.common.model_card.data_figures`).
+
+`summarize({name: report})` picks, per stage, the few figures one compares across experiments;
+a report that is missing leaves its section out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TRAINING = ("pretrain", "long_context", "instruct", "general_lm", "continue_pretrain")
+
+
+def _get(d: dict, dotted: str) -> Any:
+    for k in dotted.split("."):
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _pick(report: dict, fields: dict[str, str]) -> dict[str, Any]:
+    """{headline name: report[dotted path]} for the paths present."""
+    return {name: v for name, path in fields.items() if (v := _get(report, path)) is not None}
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def edges_respected(languages: dict[str, dict]) -> dict[str, Any]:
+    """Ordering edges whose target precedes its source, over all languages: all, off cycles, in cycles."""
+    tot = {k: sum(int(st.get(k) or 0) for st in languages.values())
+           for k in ("graph_edges", "edges_in_order", "acyclic_edges", "acyclic_in_order", "cycle_edges",
+                     "cycle_in_order")}
+    out = {"edges": tot["graph_edges"], "edges_in_order_share": _share(tot["edges_in_order"], tot["graph_edges"]),
+           "acyclic_in_order_share": _share(tot["acyclic_in_order"], tot["acyclic_edges"]),
+           "cycle_in_order_share": _share(tot["cycle_in_order"], tot["cycle_edges"])}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def summarize(reports: dict[str, dict]) -> dict[str, Any]:
+    """The headline figures from the reports given ({name: report}, eval reports as `eval/<model>`)."""
+    out: dict[str, Any] = {}
+    if r := reports.get("ingest"):
+        out["ingest"] = _pick(r, {"repos": "repos", "files": "files", "bytes": "bytes", "skipped": "dropped_total"})
+    if r := reports.get("filter"):
+        out["filter"] = _pick(r, {"files": "files_kept", "bytes": "bytes_kept", "dropped": "files_dropped"})
+    if r := reports.get("repo_docs"):
+        out["repo_docs"] = {**_pick(r, {"repos": "repos", "documents": "documents", "files": "files"}),
+                            **edges_respected(r.get("languages") or {})}
+    if r := reports.get("dedup"):
+        d = _pick(r, {"repos": "repos_out", "removed": "repos_removed", "bytes_removed": "bytes_removed",
+                      "clusters": "duplicate_clusters"})
+        if isinstance(r.get("bytes"), int) and isinstance(r.get("bytes_removed"), int):
+            d["bytes"] = r["bytes"] - r["bytes_removed"]
+        out["dedup"] = d
+    if r := reports.get("decontam"):
+        d = _pick(r, {"repos": "repos_out", "files_removed": "files_removed", "bytes_removed": "bytes_removed"})
+        for bench, hits in sorted((r.get("per_benchmark") or {}).items()):
+            d[f"{bench}_items_matched"] = hits.get("items", 0)
+        out["decontam"] = d
+    if r := reports.get("pack"):
+        d = _pick(r, {"train_tokens": "splits.train.n_tokens", "val_tokens": "splits.val.n_tokens",
+                      "train_repos": "splits.train.n_repos"})
+        # windows holding a complete FIM example where pack reports it; else the share of documents with FIM
+        fim = _get(r, "fim.stats.train.complete_window_share")
+        d["fim_window_share" if fim is not None else "fim_doc_share"] = (
+            fim if fim is not None else _get(r, "fim.stats.train.fim_share"))
+        out["pack"] = {k: v for k, v in d.items() if v is not None}
+    train = {stage: _pick(r, {"tokens": "tokens", "train_loss": "final_train_loss", "val_loss": "final_val_loss"})
+             for stage in TRAINING if (r := reports.get(stage))}
+    if train:
+        out["train"] = train
+    evals = {name.split("/", 1)[1]: {f"{bench}.{metric}": v for bench, scores in sorted((r.get("summary") or {}).items())
+                                     for metric, v in sorted(scores.items())}
+             for name, r in sorted(reports.items()) if name.startswith("eval/")}
+    if evals:
+        out["eval"] = evals
+    return out
