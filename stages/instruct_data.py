@@ -16,7 +16,7 @@ from dscoder.data.decontam import BenchmarkIndex, load_benchmark_strings
 from dscoder.instruct import InstructDataParams, build_instruct_data, write_instruct_data
 from dscoder.packing import read_repos
 from stages.common import Timer, load_params, stage_args, write_report
-from dscoder.data.decontam import params_from as decontam_params
+from dscoder.data.decontam import DecontamSettings
 
 IN = Path("data/clean/repos.parquet")
 OUT = Path("data/instruct")
@@ -25,7 +25,7 @@ OUT = Path("data/instruct")
 @flow(name="instruct_data", log_prints=True)
 def instruct_data(params: InstructDataParams, decontam_section: dict | None, src: Path = IN, out: Path = OUT) -> dict:
     timer = Timer()
-    dp = decontam_params(decontam_section)
+    dp = DecontamSettings.from_dict(decontam_section)
     strings, problems = load_benchmark_strings(dp)
     data = build_instruct_data(read_repos(src), params, BenchmarkIndex(strings, dp))
     timer.mark("build")

@@ -19,7 +19,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +37,8 @@ SPLITS = ("train", "validation")
 @dataclass(frozen=True, kw_only=True)
 class InstructFile(Settings):
     """One user instruction file (an entry of params `instruct_data.files`)."""
+    section: ClassVar[str] = "instruct_data.files"
+
 
     name: str
     """Source name used in ids, the audit and the report."""
@@ -46,6 +48,8 @@ class InstructFile(Settings):
 
 @dataclass(frozen=True, kw_only=True)
 class InstructDataParams(Settings):
+    section: ClassVar[str] = "instruct_data"
+
     files: tuple[InstructFile, ...] = ()
     """User instruction files; none in the default profile."""
     mine: bool = True

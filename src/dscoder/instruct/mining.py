@@ -30,7 +30,7 @@ import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
 from dscoder.config import Settings, check
 from dscoder.data.repo_blocks import block_content, spans_problem
@@ -69,6 +69,8 @@ LANG_NAMES = {"python": "Python", "cython": "Cython", "c": "C", "cpp": "C++", "g
 
 @dataclass(frozen=True, kw_only=True)
 class MiningParams(Settings):
+    section: ClassVar[str] = "mining"
+
     languages: tuple[str, ...] = ("python", "c", "cpp", "go", "java", "javascript", "typescript", "rust", "csharp", "php")
     """Languages to mine (python via `ast`, the others via tree-sitter doc comments)."""
     min_doc_words: int = 4

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, ClassVar, Iterable, Literal
 
 import numpy as np
 
@@ -36,6 +36,8 @@ from dscoder.io import atomic_path
 
 @dataclass(frozen=True, kw_only=True)
 class InstructPackParams(Settings):
+    section: ClassVar[str] = "instruct_pack"
+
     seq_len: int = 4096
     """Tokens per training block (4K, the pretraining window)."""
     mode: Literal["pack", "concat"] = "pack"

@@ -33,7 +33,7 @@ def groups(clusters: pa.Table) -> dict[str, set[str]]:
 
 @pytest.fixture(scope="module")
 def result(corpus, tmp_path_factory):
-    return md.run_dedup(corpus, md.DedupParams(), tmp_path_factory.mktemp("dedup"), num_shards=1)
+    return md.run_dedup(corpus, md.DedupSettings(), tmp_path_factory.mktemp("dedup"), num_shards=1)
 
 
 # ------------------------------------------------------------------ LSH parameters
@@ -63,7 +63,7 @@ def test_params_validate_names_the_parameter():
                          ({"shingle_size": 0}, "shingle_size"), ({"level": "dir"}, "level"),
                          ({"backend": "faiss"}, "backend")]:
         with pytest.raises(ValueError, match=name):
-            md.DedupParams(**kwargs).validate()
+            md.DedupSettings(**kwargs).validate()
 
 
 # ------------------------------------------------------------------ shingles and signatures
@@ -133,14 +133,14 @@ def test_keep_rule_and_output(result, corpus):
 
 
 def test_backends_give_identical_clusters(result, corpus, tmp_path):
-    other = md.run_dedup(corpus, md.DedupParams(backend="datasketch"), tmp_path)
+    other = md.run_dedup(corpus, md.DedupSettings(backend="datasketch"), tmp_path)
     drop_j = lambda t: t.drop_columns(["jaccard"])  # noqa: E731 - estimates differ by design
     assert drop_j(other.clusters).equals(drop_j(result.clusters))
 
 
 def test_identical_across_shard_counts_and_runs(result, corpus, tmp_path):
     for i, shards in enumerate([1, 3, 13]):
-        again = md.run_dedup(corpus, md.DedupParams(), tmp_path / str(i), num_shards=shards)
+        again = md.run_dedup(corpus, md.DedupSettings(), tmp_path / str(i), num_shards=shards)
         assert again.clusters.equals(result.clusters)
         assert again.repos.equals(result.repos)
         assert again.pairs.equals(result.pairs)
@@ -148,21 +148,21 @@ def test_identical_across_shard_counts_and_runs(result, corpus, tmp_path):
 
 def test_shuffled_rows_give_the_same_clusters(result, corpus, tmp_path):
     perm = np.random.default_rng(0).permutation(corpus.num_rows)
-    again = md.run_dedup(corpus.take(perm), md.DedupParams(), tmp_path, num_shards=4)
+    again = md.run_dedup(corpus.take(perm), md.DedupSettings(), tmp_path, num_shards=4)
     assert again.clusters.equals(result.clusters)
 
 
 def test_verify_candidates_keeps_true_pairs(result, corpus, tmp_path):
-    verified = md.run_dedup(corpus, md.DedupParams(verify_candidates=True), tmp_path)
+    verified = md.run_dedup(corpus, md.DedupSettings(verify_candidates=True), tmp_path)
     assert groups(verified.clusters) == groups(result.clusters)
 
 
 def test_bad_rows_are_counted_not_fatal():
     rows = [{"repo_id": "x", "text": None}, {"repo_id": None, "text": "a b c"}, {"repo_id": "ok", "text": "a b c d e f"}]
-    shard = md.signature_shard(rows, md.DedupParams())
+    shard = md.signature_shard(rows, md.DedupSettings())
     assert shard.stats["skipped"] == {"bad_row": 2}
     assert shard.signatures["doc_id"].to_pylist() == ["ok"]
-    assert shard.bands.num_rows == md.DedupParams().bands_rows[0]
+    assert shard.bands.num_rows == md.DedupSettings().bands_rows[0]
 
 
 # ------------------------------------------------------------------ file level (ablation)
@@ -171,7 +171,7 @@ def test_bad_rows_are_counted_not_fatal():
 def test_file_level_removes_duplicate_files_not_repositories(corpus_rows, tmp_path):
     rows = [r for r in corpus_rows if r["repo_id"] in ("requests", "pip-vendor-requests", "rich")]
     table = pa.Table.from_pylist(rows, schema=REPOS)
-    res = md.run_dedup(table, md.DedupParams(level="file"), tmp_path, num_shards=2)
+    res = md.run_dedup(table, md.DedupSettings(level="file"), tmp_path, num_shards=2)
     assert {"doc_id", "path", "cluster_id", "kept"} <= set(res.clusters.schema.names)
     dropped = [r for r in res.clusters.to_pylist() if not r["kept"]]
     # Each requests file pairs with its vendored twin; rich's only near-duplicate files are its

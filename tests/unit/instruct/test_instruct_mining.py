@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 
-from dscoder.data.decontam import BenchmarkIndex, BenchmarkString, DecontamParams
+from dscoder.data.decontam import BenchmarkIndex, BenchmarkString, DecontamSettings
 from dscoder.instruct.dataset import InstructDataParams, build_instruct_data, read_examples, write_instruct_data
 from dscoder.instruct.mining import MiningParams, clean_comment, mine_repos
 
@@ -124,7 +124,7 @@ def test_build_splits_by_repo_decontaminates_and_writes(tmp_path):
     user = tmp_path / "u.jsonl"
     user.write_text('{"instruction": "Explain closures in Python.", "output": "A closure captures variables."}\n{"bad"\n')
     strings = [BenchmarkString("bench", "task/1", "docstring", "Return the area of a circle of radius r")]
-    index = BenchmarkIndex(strings, DecontamParams(benchmarks=()))
+    index = BenchmarkIndex(strings, DecontamSettings(benchmarks=()))
     params = InstructDataParams.from_dict({"files": [{"name": "user", "path": str(user)}], "val_fraction": 0.3,
                                            "mining": {"min_doc_words": 3}}, "instruct_data")
     data = build_instruct_data(rows, params, index)
