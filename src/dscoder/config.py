@@ -69,7 +69,7 @@ def build(cls: type, section: dict[str, Any] | None, where: str, *, validate: bo
         if dataclasses.is_dataclass(tp) and isinstance(value, dict):
             section[name] = build(tp, value, f"{where}.{name}")
         elif not _type_ok(value, tp):
-            raise ConfigError(f"{where}.{name}: expected {tp}, got {value!r}")
+            raise ConfigError(f"{where}.{name}: expected {tp.__name__ if isinstance(tp, type) else tp}, got {value!r}")
         elif tp is float and isinstance(value, int):
             section[name] = float(value)
         elif typing.get_origin(tp) is tuple and isinstance(value, list):
