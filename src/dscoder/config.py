@@ -84,10 +84,12 @@ def build(cls: type, section: dict[str, Any] | None, where: str, *, validate: bo
 
 
 def renamed(msg: str, home: str, where: str) -> str:
-    """A validation message naming `home.key` (or a bare `key`), renamed to name `where.key`."""
-    if home and home != where and msg.startswith((home + ".", home + ":")):
-        return where + msg[len(home):]
-    return msg if msg.startswith((where + ".", where + ":")) else f"{where}.{msg}"
+    """A validation message naming `home.key` (or `where.key`, or a bare `key`), renamed to
+    name `where.key`."""
+    for name in (where, home):
+        if name and msg.startswith((name + ".", name + ":", name + "[")):
+            return where + msg[len(name):]
+    return f"{where}.{msg}"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -80,6 +80,8 @@ def gsm8k_plain(answer: str) -> str:
 class BenchmarkSource(Settings):
     """One benchmark to decontaminate against (an entry of params ``decontam.benchmarks``)."""
 
+    section: ClassVar[str] = "decontam.benchmarks"
+
     name: str
     """Name used in the audit and the report, e.g. ``mbpp``."""
     format: Literal["humaneval", "mbpp", "gsm8k", "math", "generic"]
@@ -92,8 +94,8 @@ class BenchmarkSource(Settings):
     """Field naming an item, for ``generic``; None: ``line:N`` (1-based)."""
 
     def validate(self) -> None:
-        where = f"decontam.benchmarks[{self.name}]"
-        check(bool(self.name), "decontam.benchmarks[].name", "must be non-empty")
+        where = f"{self.section}[{self.name}]"
+        check(bool(self.name), f"{self.section}[].name", "must be non-empty")
         check(self.format in ("humaneval", *FIELD_MAP, "generic"), f"{where}.format",
               f"must be humaneval, mbpp, gsm8k, math or generic, got {self.format!r}")
         if self.format != "humaneval":
