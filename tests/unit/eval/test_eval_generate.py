@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dscoder.config import ConfigError
 from dscoder.eval.generate import (
     GenerationSettings,
     chat_prompt,
@@ -51,7 +52,7 @@ def test_chat_template_used_when_present(tiny_lm, chat_tokenizer):
     assert not uses_chat(tok, GenerationSettings())
     assert uses_chat(chat_tokenizer, GenerationSettings())
     assert not uses_chat(chat_tokenizer, GenerationSettings(chat="never"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match=r"^evaluate\.chat: 'always' but the tokenizer has no chat_template"):
         uses_chat(tok, GenerationSettings(chat="always"))
     text = chat_prompt(chat_tokenizer, "Write add.")
     assert text == "### user:\nWrite add.\n### assistant:\n"
@@ -60,9 +61,9 @@ def test_chat_template_used_when_present(tiny_lm, chat_tokenizer):
 @pytest.mark.parametrize("field,value", [("num_samples", 0), ("temperature", -1.0),
                                          ("top_p", 0.0), ("chat", "x"), ("max_new_tokens", 0)])
 def test_validate_names_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ConfigError, match=rf"^evaluate\.{field}: "):
         GenerationSettings(**{field: value}).validate()
-    with pytest.raises(ValueError, match="num_samples"):
+    with pytest.raises(ConfigError, match=r"^evaluate\.num_samples: > 1 needs temperature > 0"):
         GenerationSettings(num_samples=2).validate()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dscoder.config import ConfigError
 from dscoder.eval.sandbox import SandboxSettings, probe_layers, run_program, run_programs
 
 
@@ -49,7 +50,7 @@ def test_layers_reported():
 @pytest.mark.parametrize("field,value", [("timeout_s", 0), ("workers", 0), ("isolation", "x"),
                                          ("memory_mb", -1), ("cpu_s", 0)])
 def test_validate_names_the_bad_parameter(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ConfigError, match=rf"^evaluate\.sandbox\.{field}: "):
         SandboxSettings(**{field: value}).validate()
 
 
