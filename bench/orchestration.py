@@ -26,8 +26,8 @@ the project: its library (bench/_library_stage.py: the stage's own code with the
 function and its shards run in-process, no Prefect API), the stage as `dvc repro` runs it (its
 dvc.yaml `cmd`) with no PREFECT_API_URL, and the same with a persistent server started
 beforehand (as `make repro` does). Per run: wall time, peak RSS of the whole process tree
-(bench/_rss.py) and how many temporary Prefect servers appeared; then the target of issue 20
-(stage within 1.5x the library's wall time + 2 s, process tree within its RSS + 300 MB).
+(bench/_rss.py) and how many temporary Prefect servers appeared; then the target the orchestration must
+meet (stage within 1.5x the library's wall time + 2 s, process tree within its RSS + 300 MB).
 """
 
 from __future__ import annotations
