@@ -15,7 +15,7 @@ from typing import ClassVar
 from prefect import flow, task
 from transformers import AutoTokenizer
 
-from dscoder.instruct import InstructPackParams, pack_instructions, read_examples, save_chat_tokenizer
+from dscoder.instruct import InstructPackSettings, pack_instructions, read_examples, save_chat_tokenizer
 from stages.common import Timer, load_params, stage_args
 from stages.model_card import card_facts, instruction_data
 from stages.training import TrainingSettings, check_training, run_training, training_report
@@ -42,11 +42,11 @@ class InstructSettings(TrainingSettings):
     section: ClassVar[str] = "instruct"
     own: ClassVar[tuple[str, ...]] = ("launch", "pack")
 
-    pack: InstructPackParams = field(default_factory=InstructPackParams)
+    pack: InstructPackSettings = field(default_factory=InstructPackSettings)
 
 
 @task(name="pack-instructions")
-def pack(pp: InstructPackParams) -> dict:
+def pack(pp: InstructPackSettings) -> dict:
     save_chat_tokenizer(BASE, CHAT_TOKENIZER, system_prompt=pp.system_prompt, eot=pp.eot)
     tok = AutoTokenizer.from_pretrained(CHAT_TOKENIZER)
     meta = pack_instructions(read_examples(DATA / "train.jsonl"), read_examples(DATA / "validation.jsonl"), tok,

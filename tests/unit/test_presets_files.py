@@ -15,7 +15,7 @@ import yaml
 from flows.cli import deep_merge
 from dscoder.data.decontam import DecontamSettings
 from dscoder.data.repo_order import RepoDocsSettings
-from dscoder.instruct import InstructDataParams
+from dscoder.instruct import InstructDataSettings
 from dscoder.model import build_config, count_params
 from dscoder.packing import PackParams
 from dscoder.tokenizer import TokenizerParams
@@ -33,7 +33,7 @@ TRAINING = {  # stage: (its typed section, its paths)
     "continue_pretrain": (continue_pretrain.ContinuePretrainSettings, continue_pretrain.PATHS),
 }
 OTHER = {"tokenizer": TokenizerParams, "pack": PackParams, "decontam": DecontamSettings,
-         "repo_docs": RepoDocsSettings, "instruct_data": InstructDataParams}
+         "repo_docs": RepoDocsSettings, "instruct_data": InstructDataSettings}
 
 
 def stand_ins(root: Path) -> None:

@@ -20,9 +20,9 @@ from dscoder.eval.generate import GenerationSettings
 from dscoder.eval.sandbox import SandboxSettings
 from dscoder.eval.settings import CrossfileSettings, EvaluateSettings, FimSettings
 from dscoder.fim import FimParams
-from dscoder.instruct.dataset import InstructDataParams, InstructFile
-from dscoder.instruct.mining import MiningParams
-from dscoder.instruct.pack import InstructPackParams
+from dscoder.instruct.dataset import InstructDataSettings, InstructFile
+from dscoder.instruct.mining import MiningSettings
+from dscoder.instruct.pack import InstructPackSettings
 from dscoder.mixture import MixtureParams
 from dscoder.packing import PackParams
 from dscoder.tokenizer import TokenizerParams
@@ -45,9 +45,9 @@ BAD = {
     DecontamSettings: ({"ngram": 1}, "decontam.ngram"),
     BenchmarkSource: ({"name": "g", "format": "generic", "path": __file__}, "decontam.benchmarks[g].fields"),
     InstructFile: ({"name": 3, "path": "x.jsonl"}, "instruct_data.files.name"),
-    InstructDataParams: ({"max_chars": -1}, "instruct_data.max_chars"),
-    MiningParams: ({"min_doc_words": 0}, "mining.min_doc_words"),
-    InstructPackParams: ({"seq_len": 1}, "instruct_pack.seq_len"),
+    InstructDataSettings: ({"max_chars": -1}, "instruct_data.max_chars"),
+    MiningSettings: ({"min_doc_words": 0}, "instruct_data.mining.min_doc_words"),
+    InstructPackSettings: ({"seq_len": 1}, "instruct.pack.seq_len"),
     FimSettings: ({"humaneval_tasks": -1}, "evaluate.fim.humaneval_tasks"),
     CrossfileSettings: ({"points": -1}, "evaluate.crossfile.points"),
     EvaluateSettings: ({"humaneval_limit": -1}, "evaluate.humaneval_limit"),
