@@ -112,3 +112,26 @@ def test_validate_returns_none_and_a_good_section_builds():
             continue  # no default for a required field, or validate() needs the token files
         settings = cls.from_dict({})
         assert isinstance(settings, cls) and settings.validate() is None
+
+
+def test_a_training_stage_names_its_own_and_the_trainers_keys(tmp_path):
+    from stages.pretrain import PATHS
+
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    (tokens / "meta.json").write_text("{}")
+    (tokens / "train.bin").write_bytes(b"\0\0")
+    paths = {**{k: str(tmp_path / k) for k in PATHS if k != "tokenizer_dir"}, "tokens_dir": str(tokens)}
+    check = stages.training.check_training
+    with pytest.raises(ConfigError, match=r"^pretrain\.lr: must be > 0"):
+        check("pretrain", {"lr": 0.0}, paths)
+    with pytest.raises(ConfigError, match=r"^pretrain\.global_batch_size: 8 is not divisible .* world size 3"):
+        check("pretrain", {"global_batch_size": 8, "micro_batch_size": 1, "launch": {"nproc_per_node": 3}}, paths)
+    with pytest.raises(ConfigError, match=r"^long_context\.launch\.nprocs: unknown parameter"):
+        check("long_context", {"launch": {"nprocs": 2}}, paths, validate=False, settings=LongContextSettings)
+    with pytest.raises(ConfigError, match=r"^instruct\.checkpoint_dir: set by the stage"):
+        check("instruct", {"checkpoint_dir": "elsewhere"}, paths, validate=False, settings=InstructSettings)
+    cfg, train, launch = check("general_lm", {"vocab_size": 512, "lr": 1e-3, "launch": {"nnodes": 2}}, paths,
+                               settings=GeneralLmSettings)
+    assert "vocab_size" not in cfg and "launch" not in cfg and cfg["lr"] == train.lr == 1e-3  # the trainer's keys only
+    assert launch.world_size == 2
