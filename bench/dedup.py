@@ -68,7 +68,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._rss import run_sampled, tail  # noqa: E402
-from dscoder.config import build  # noqa: E402
 from dscoder.data import minhash_dedup as md  # noqa: E402
 from dscoder.data import ngrams  # noqa: E402
 from dscoder.schemas import REPOS  # noqa: E402
@@ -180,7 +179,7 @@ def timed_run(name: str, cmd: list[str], repo: Path, env: dict, log: Path) -> di
     return {"name": name, "wall_s": r.wall_s, "tree_mb": r.peak_tree_mb, "cpu_s": r.cpu_s, "procs": r.max_procs}
 
 
-def library_clusters(table: pa.Table, params: md.DedupParams, work: Path) -> dict[str, str]:
+def library_clusters(table: pa.Table, params: md.DedupSettings, work: Path) -> dict[str, str]:
     """The library's clusters for `params` in this process (the seed sweep)."""
     res = md.run_dedup(table, params, work)
     return {r["repo_id"]: r["cluster_id"] for r in res.clusters.to_pylist()}
@@ -272,7 +271,7 @@ def bench_corpus(name: str, table: pa.Table, args, work: Path) -> None:
     from flows.server import prefect_server
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    dp = build(md.DedupParams, params.get("dedup"), "dedup")
+    dp = md.DedupSettings.from_dict(params.get("dedup"))
     bands, rows = dp.bands_rows
     mb = sum(len(t.encode()) for t in table["text"].to_pylist()) / 1e6
     runner = params.get("runner") or {}
@@ -347,7 +346,7 @@ def main() -> None:
     args = ap.parse_args()
     if args._datatrove:  # one datatrove run in its own process (measured by the parent)
         mode, parquet, workdir = args._datatrove
-        bands, rows = md.DedupParams().bands_rows
+        bands, rows = md.DedupSettings().bands_rows
         out = run_datatrove(parquet, mode, bands, rows, args.seed, Path(workdir))
         if args._out:
             Path(args._out).write_text(json.dumps(out))

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from dscoder.eval.humaneval import evaluate_completions, load_humaneval
-from dscoder.eval.sandbox import SandboxConfig, probe_layers
+from dscoder.eval.sandbox import SandboxSettings, probe_layers
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     completions = [[p.canonical_solution] * args.repeats for p in problems]
     n = len(problems) * args.repeats
 
-    config = SandboxConfig(workers=args.workers, timeout_s=args.timeout)
+    config = SandboxSettings(workers=args.workers, timeout_s=args.timeout)
     layers = probe_layers(config)
     t0 = time.perf_counter()
     ours = evaluate_completions(problems, completions, config=config, allow_execution=True)

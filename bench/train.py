@@ -20,6 +20,7 @@ on the same GPU (bf16 autocast, fused AdamW, compiled blocks alike, no AC). Run 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -104,9 +105,8 @@ def trainer_run(cfg) -> float:
     from dscoder.train.loop import train
 
     with tempfile.TemporaryDirectory() as metrics:
-        cfg.metrics_dir = metrics
         try:
-            train(cfg)
+            train(dataclasses.replace(cfg, metrics_dir=metrics))
         finally:
             if dist.is_initialized():
                 dist.destroy_process_group()
@@ -144,7 +144,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from dscoder.model import describe
-    from dscoder.train import TrainConfig, write_token_dir
+    from dscoder.train import TrainSettings, write_token_dir
     from dscoder.train.loop import model_config
     from dscoder.train.metrics import gpu_peak
 
@@ -166,7 +166,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         n_tokens = global_batch * seq * (steps + 1)
         write_token_dir(Path(tmp) / "tokens", train=rng.integers(0, vocab, n_tokens), val=rng.integers(0, vocab, seq * 2), vocab_size=vocab, seq_len=seq)
-        cfg = TrainConfig(
+        cfg = TrainSettings(
             tokens_dir=str(Path(tmp) / "tokens"), model_preset=preset, seq_len=seq,
             global_batch_size=global_batch, micro_batch_size=micro, lr=3e-4, warmup_steps=2,
             max_steps=steps, eval_every=0, eval_sequences=0, checkpoint_every=0, log_every=max(1, steps // 3),
@@ -194,7 +194,7 @@ def main() -> None:
               + (" (as presets/" + preset + ".yaml)" if configured else ""))
         print(f"peak: {peak / 1e12:.3f} TFLOP/s ({peak_what})\n")
 
-        cfg.peak_flops = peak
+        cfg = dataclasses.replace(cfg, peak_flops=peak)
         # Alternate the two loops and keep each one's best round: neighbours on a shared
         # machine slow whichever runs at the time.
         best = {"trainer": 0.0, "plain": 0.0}

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 EXTERNAL: dict[str, str] = {
-    "trace": "flows.trace",  # which files fed a training step (issue 10)
-    "diff": "flows.diff",    # a data diff between two revisions (issue 10)
+    "trace": "flows.trace",  # which files fed a training step
+    "diff": "flows.diff",    # a data diff between two revisions
     "exp": "flows.exp",      # headline metrics of experiments side by side
 }
 """Subcommands defined in other modules; one is listed only once its module exists."""

@@ -8,17 +8,18 @@ math 7%, general 6%) and continue with the next-token objective only (no FIM).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from prefect import flow, task
 from transformers import AutoTokenizer
 
-from dscoder.config import ConfigError
 from dscoder.train.mixture import MixtureParams, corpus_sources, write_mixture
 from dscoder.data.stream import read_repos
 from stages.common import Timer, load_params, run_flow, run_task, stage_args
 from stages.common.model_card import DATA_STAGES, card_facts
-from stages.common.training import check_training, run_training, training_report
+from stages.common.training import TrainingSettings, check_training, run_training, training_report
 
 IN = Path("data/clean/repos.parquet")
 TOKENS = Path("data/v1.5_tokens")
@@ -29,6 +30,23 @@ PATHS = {
     "export_dir": "artifacts/models/v1.5",
     "summary_path": "checkpoints/continue_pretrain/summary.json",
 }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContinuePretrainSettings(TrainingSettings):
+    """params.yaml `continue_pretrain`: the trainer's settings, `launch`, the general model to
+    start from (`init_from`, whose tokenizer is used) and the `mixture`."""
+
+    section: ClassVar[str] = "continue_pretrain"
+    own: ClassVar[tuple[str, ...]] = ("launch", "init_from", "mixture")
+
+    mixture: MixtureParams = field(default_factory=MixtureParams)
+    """The code-heavy data mixture (Table 9 shares by default)."""
+
+    def check_init_from(self) -> None:
+        """The general model must be there when the stage runs (it may be another stage's output)."""
+        self.require(Path(self.init_from, "config.json").is_file(), "init_from",
+                     f"not a Hugging Face model directory: {self.init_from!r}")
 
 
 @task(name="build-mixture")
@@ -44,16 +62,15 @@ def mixture(init_from: str, mp: MixtureParams) -> dict:
 @flow(name="continue_pretrain", log_prints=True)
 def continue_pretrain(section: dict) -> dict:
     timer = Timer()
-    params, section = section, dict(section)
-    init_from = section.pop("init_from", None)
-    if not init_from or not Path(init_from, "config.json").is_file():
-        raise ConfigError(f"continue_pretrain.init_from: not a Hugging Face model directory: {init_from!r}")
-    mp = MixtureParams.from_dict(section.pop("mixture", None), "continue_pretrain.mixture")
+    settings = ContinuePretrainSettings.from_dict(section)
+    settings.check_init_from()
+    init_from, mp = settings.init_from, settings.mixture
     data = run_task(mixture, init_from, mp)
     timer.mark("mixture")
-    card = card_facts("continue_pretrain", params, start=init_from, before=DATA_STAGES, data={"mixture": data})
+    card = card_facts("continue_pretrain", section, start=init_from, before=DATA_STAGES, data={"mixture": data})
     summary = run_training("continue_pretrain", section, {**PATHS, "tokenizer_dir": init_from},
-                           extra={"init_from": init_from, "seq_len": mp.seq_len}, card=card)
+                           extra={"init_from": init_from, "seq_len": mp.seq_len}, card=card,
+                           settings=ContinuePretrainSettings)
     timer.mark("train")
     return training_report("continue_pretrain", summary, timer, extra={"data": data})
 
@@ -61,9 +78,8 @@ def continue_pretrain(section: dict) -> dict:
 def main() -> None:
     args = stage_args(__doc__)
     section = load_params(args.params).get("continue_pretrain") or {}
-    rest = {k: v for k, v in section.items() if k not in ("init_from", "mixture")}
-    MixtureParams.from_dict(section.get("mixture"), "continue_pretrain.mixture")
-    check_training("continue_pretrain", rest, PATHS, validate=False)  # values once the mixture is built
+    # the trainer's names and types now, its values once the mixture is built
+    check_training("continue_pretrain", section, PATHS, validate=False, settings=ContinuePretrainSettings)
     run_flow(continue_pretrain, section)
 
 

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prefect import flow
 
-from dscoder.data.decontam import AUDIT_COLUMNS, DecontamParams, DecontamStep, params_from, to_audit_table
+from dscoder.data.decontam import AUDIT_COLUMNS, DecontamSettings, DecontamStep, to_audit_table
 from dscoder.data.step import merge_counts, tree
 from dscoder.data.stream import concat_parts
 from dscoder.io import write_parquet
@@ -23,7 +23,7 @@ from dscoder.schemas import AUDIT, REPOS
 from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,
                            write_report, write_step_outputs)
 
-__all__ = ["decontam", "params_from"]
+__all__ = ["decontam"]
 
 IN = Path("data/dedup/repos.parquet")
 OUT = Path("data/clean/repos.parquet")
@@ -32,7 +32,7 @@ MATCHES_OUT = Path("data/clean/matches.parquet")
 
 
 @flow(name="decontam", log_prints=True)
-def decontam(params: DecontamParams, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
+def decontam(params: DecontamSettings, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
              audit_out: Path = AUDIT_OUT, matches_out: Path = MATCHES_OUT) -> dict:
     timer = Timer()
     with scratch(out, "decontam") as work:
@@ -68,7 +68,7 @@ def decontam(params: DecontamParams, runner: RunnerSettings, src: Path = IN, out
 def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
-    settings = params_from(params.get("decontam"))
+    settings = DecontamSettings.from_dict(params.get("decontam"))
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
     run_flow(decontam, settings, runner, on=runner)
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from dscoder.config import build
-from dscoder.data.minhash_dedup import ApplyStep, DedupParams, SignatureStep, find_clusters
+from dscoder.data.minhash_dedup import ApplyStep, DedupSettings, SignatureStep, find_clusters
 from dscoder.data.step import merge_counts
 from dscoder.data.stream import iter_batches
 from dscoder.io import write_parquet
@@ -45,7 +44,7 @@ def by_language(src: Path, clusters, level: str, batch_bytes: int) -> dict:
 
 
 @flow(name="dedup", log_prints=True)
-def dedup(params: DedupParams, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
+def dedup(params: DedupSettings, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
           clusters_out: Path = CLUSTERS_OUT) -> dict:
     timer = Timer()
     with scratch(out, "dedup") as work:
@@ -85,7 +84,7 @@ def dedup(params: DedupParams, runner: RunnerSettings, src: Path = IN, out: Path
 def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
-    settings = build(DedupParams, params.get("dedup"), "dedup")
+    settings = DedupSettings.from_dict(params.get("dedup"))
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
     run_flow(dedup, settings, runner, on=runner)
 

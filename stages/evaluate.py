@@ -20,7 +20,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from dscoder.config import build, check
+from dscoder.config import check
 from dscoder.eval import contamination as contam
 from dscoder.eval.benchmarks import Benchmark, Context, layers_text, missing_fim_sentinels, registry
 from dscoder.eval.settings import EvaluateSettings
@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="model directory name under artifacts/models/")
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = ap.parse_args()
-    run_flow(evaluate, args.model, build(EvaluateSettings, load_params(args.params).get("evaluate"), "evaluate"))
+    run_flow(evaluate, args.model, EvaluateSettings.from_dict(load_params(args.params).get("evaluate")))
 
 
 if __name__ == "__main__":

@@ -9,17 +9,18 @@ real general model, point `continue_pretrain.init_from` at it and this stage is 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from prefect import flow, task
 
-from dscoder.config import ConfigError
 from dscoder.io import atomic_path
 from dscoder.train.mixture import general_lm_texts, train_general_tokenizer, write_texts
 from dscoder.data.stream import read_repos
 from stages.common import Timer, load_params, run_flow, run_task, stage_args
 from stages.common.model_card import DATA_STAGES, card_facts
-from stages.common.training import check_training, run_training, training_report
+from stages.common.training import TrainingSettings, check_training, run_training, training_report
 
 IN = Path("data/clean/repos.parquet")
 TOKENIZER = Path("artifacts/tokenizer-general")
@@ -32,6 +33,22 @@ PATHS = {
     "export_dir": "artifacts/models/general",
     "summary_path": "checkpoints/general_lm/summary.json",
 }
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneralLmSettings(TrainingSettings):
+    """params.yaml `general_lm`: the trainer's settings, `launch`, and the corpus's `vocab_size`."""
+
+    section: ClassVar[str] = "general_lm"
+    own: ClassVar[tuple[str, ...]] = ("launch", "vocab_size")
+
+    vocab_size: int = 2048
+    """Vocabulary of the general model's own byte-level BPE tokenizer."""
+    seq_len: int = 256
+    """Block length of the general corpus (and, when given, the trainer's)."""
+
+    def validate(self, *, world_size: int | None = None) -> None:
+        self.require(self.vocab_size >= 300, "vocab_size", f"must be an integer >= 300, got {self.vocab_size!r}")
 
 
 @task(name="general-corpus")
@@ -47,15 +64,11 @@ def corpus(vocab_size: int, seq_len: int) -> dict:
 @flow(name="general_lm", log_prints=True)
 def general_lm(section: dict) -> dict:
     timer = Timer()
-    params, section = section, dict(section)
-    vocab = section.pop("vocab_size", 2048)
-    seq_len = section.get("seq_len", 256)
-    if not isinstance(vocab, int) or vocab < 300:
-        raise ConfigError(f"general_lm.vocab_size: must be an integer >= 300, got {vocab!r}")
-    data = run_task(corpus, vocab, seq_len)
+    settings = GeneralLmSettings.from_dict(section)
+    data = run_task(corpus, settings.vocab_size, settings.seq_len)
     timer.mark("corpus")
-    card = card_facts("general_lm", params, before=DATA_STAGES, data={"corpus": data})
-    summary = run_training("general_lm", section, PATHS, card=card)
+    card = card_facts("general_lm", section, before=DATA_STAGES, data={"corpus": data})
+    summary = run_training("general_lm", section, PATHS, card=card, settings=GeneralLmSettings)
     timer.mark("train")
     return training_report("general_lm", summary, timer, extra={"data": data})
 
@@ -63,8 +76,8 @@ def general_lm(section: dict) -> dict:
 def main() -> None:
     args = stage_args(__doc__)
     section = load_params(args.params).get("general_lm") or {}
-    check_training("general_lm", {k: v for k, v in section.items() if k != "vocab_size"}, PATHS,
-                   validate=False)  # values once the flow has built the corpus
+    # the trainer's names and types now, its values once the flow has built the corpus
+    check_training("general_lm", section, PATHS, validate=False, settings=GeneralLmSettings)
     run_flow(general_lm, section)
 
 

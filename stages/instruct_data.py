@@ -13,19 +13,19 @@ from pathlib import Path
 from prefect import flow
 
 from dscoder.data.decontam import BenchmarkIndex, load_benchmark_strings
-from dscoder.instruct import InstructDataParams, build_instruct_data, write_instruct_data
+from dscoder.instruct import InstructDataSettings, build_instruct_data, write_instruct_data
 from dscoder.data.stream import read_repos
 from stages.common import Timer, load_params, run_flow, stage_args, write_report
-from dscoder.data.decontam import params_from as decontam_params
+from dscoder.data.decontam import DecontamSettings
 
 IN = Path("data/clean/repos.parquet")
 OUT = Path("data/instruct")
 
 
 @flow(name="instruct_data", log_prints=True)
-def instruct_data(params: InstructDataParams, decontam_section: dict | None, src: Path = IN, out: Path = OUT) -> dict:
+def instruct_data(params: InstructDataSettings, decontam_section: dict | None, src: Path = IN, out: Path = OUT) -> dict:
     timer = Timer()
-    dp = decontam_params(decontam_section)
+    dp = DecontamSettings.from_dict(decontam_section)
     strings, problems = load_benchmark_strings(dp)
     data = build_instruct_data(read_repos(src), params, BenchmarkIndex(strings, dp))
     timer.mark("build")
@@ -40,7 +40,7 @@ def instruct_data(params: InstructDataParams, decontam_section: dict | None, src
 def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
-    run_flow(instruct_data, InstructDataParams.from_dict(params.get("instruct_data"), "instruct_data"), params.get("decontam"))
+    run_flow(instruct_data, InstructDataSettings.from_dict(params.get("instruct_data"), "instruct_data"), params.get("decontam"))
 
 
 if __name__ == "__main__":

@@ -6,13 +6,16 @@ long window (16K in the paper preset), LR equal to the end of pretraining (const
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import ClassVar
+
 from prefect import flow
 
-from dscoder.config import ConfigError
+from dscoder.config import Settings
 from dscoder.train import long_context_overrides
 from stages.common import Timer, load_params, run_flow, stage_args
 from stages.common.model_card import card_facts, code_data
-from stages.common.training import check_training, run_training, training_report
+from stages.common.training import TrainingSettings, check_training, run_training, training_report
 
 BASE = "artifacts/models/base"
 PATHS = {
@@ -25,23 +28,48 @@ PATHS = {
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class RopeSettings(Settings):
+    """The long-context RoPE change (Sec. 3.6)."""
+
+    section: ClassVar[str] = "long_context.rope"
+
+    factor: float = 4.0
+    """Linear RoPE scaling factor (Sec. 3.6: 1 -> 4)."""
+    theta: float = 100000.0
+    """RoPE base (Sec. 3.6: 10000 -> 100000)."""
+
+    def validate(self) -> None:
+        self.require(self.factor >= 1, "factor", f"must be >= 1, got {self.factor}")
+        self.require(self.theta > 0, "theta", f"must be > 0, got {self.theta}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LongContextSettings(TrainingSettings):
+    """params.yaml `long_context`: the trainer's settings, `launch`, the RoPE change, the long
+    window and the LR (by default the one the base run ended on)."""
+
+    section: ClassVar[str] = "long_context"
+    own: ClassVar[tuple[str, ...]] = ("launch", "rope", "seq_len", "lr")
+
+    rope: RopeSettings = field(default_factory=RopeSettings)
+    seq_len: int = 16384
+    """The long window (Sec. 3.6: 16K)."""
+    lr: float | None = None
+    """Constant LR; null: the LR the base run ended on."""
+
+
 @flow(name="long_context", log_prints=True)
 def long_context(section: dict) -> dict:
     timer = Timer()
     card = card_facts("long_context", section, start=BASE, data=code_data(PATHS["tokens_dir"]))
-    section = dict(section)
-    rope = dict(section.pop("rope", None) or {})
-    unknown = set(rope) - {"factor", "theta"}
-    if unknown:
-        raise ConfigError(f"long_context.rope.{sorted(unknown)[0]}: unknown parameter (known: factor, theta)")
-    seq_len = section.pop("seq_len", 16384)
-    lr = section.pop("lr", None)  # default: the LR the base run ended on
-    extra = long_context_overrides(BASE, seq_len=seq_len, factor=rope.get("factor", 4.0),
-                                   rope_theta=rope.get("theta", 100000.0), lr=lr)
+    settings = LongContextSettings.from_dict(section)
+    extra = long_context_overrides(BASE, seq_len=settings.seq_len, factor=settings.rope.factor,
+                                   rope_theta=settings.rope.theta, lr=settings.lr)
     for key in ("schedule", "warmup_steps"):  # the params may still override these
         if key in section:
             extra.pop(key)
-    summary = run_training("long_context", section, PATHS, extra=extra, card=card)
+    summary = run_training("long_context", section, PATHS, extra=extra, card=card, settings=LongContextSettings)
     timer.mark("train")
     print(f"long_context: {summary['steps']} steps at {summary['seq_len']} tokens, final loss {summary['final_train_loss']:.3f}")
     return training_report("long_context", summary, timer)
@@ -51,8 +79,7 @@ def main() -> None:
     args = stage_args(__doc__)
     section = load_params(args.params).get("long_context") or {}
     # names and types now; the values once the flow has read the base model's settings
-    check_training("long_context", {k: v for k, v in section.items() if k not in ("rope", "seq_len", "lr")}, PATHS,
-                   validate=False)
+    check_training("long_context", section, PATHS, validate=False, settings=LongContextSettings)
     run_flow(long_context, section)
 
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Literal, Sequence
 
 import yaml
 
@@ -36,6 +36,8 @@ bound_malloc()  # every stage process: big freed buffers go back to the system (
 
 @dataclass(frozen=True, kw_only=True)
 class RunnerSettings(Settings):
+    section: ClassVar[str] = "runner"
+
     kind: Literal["sequential", "thread", "process", "dask", "ray"] = "process"
     """Where shards run: local worker processes by default (each shard a Prefect task run on a
     thread of the stage process, its work done in a `dscoder.pool` worker that imports neither

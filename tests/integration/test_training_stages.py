@@ -72,7 +72,7 @@ def test_training_stages_end_to_end(tmp_path, prefect_harness, monkeypatch):
     from stages.pack import pack
     from stages.pretrain import pretrain
     from stages.tokenizer import tokenizer
-    from dscoder.instruct import InstructDataParams
+    from dscoder.instruct import InstructDataSettings
 
     monkeypatch.chdir(tmp_path)
     launch = {"launch": {"nproc_per_node": 1, "nnodes": 1}}
@@ -91,7 +91,7 @@ def test_training_stages_end_to_end(tmp_path, prefect_harness, monkeypatch):
     assert cfg["rope_parameters"]["rope_type"] == "linear" and cfg["rope_parameters"]["factor"] == 4.0
     assert cfg["rope_parameters"]["rope_theta"] == 100000.0
 
-    instruct_data(InstructDataParams(val_fraction=0.2), {})
+    instruct_data(InstructDataSettings(val_fraction=0.2), {})
     n_train = sum(1 for _ in open(tmp_path / "data/instruct/train.jsonl"))
     assert n_train > 0
     instruct({**{k: v for k, v in TINY.items() if k not in ("model_preset", "model_overrides")}, **launch,

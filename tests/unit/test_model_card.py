@@ -14,7 +14,7 @@ import yaml
 from huggingface_hub import ModelCard
 
 from dscoder.model import build_config, build_model
-from dscoder.train.config import TrainConfig
+from dscoder.train.config import TrainSettings
 from dscoder.train.export import export_hf
 from dscoder.train.model_card import (CARD_FILE, FACTS_FILE, complete_facts, evaluation_from_report, main, read_facts,
                                       render_card, scrub, source_license, write_card)
@@ -67,7 +67,7 @@ def tiny_config():
 
 def full_facts() -> dict:
     return complete_facts(stage_facts(), name="base", config=tiny_config(), dtype="float32",
-                          train_config=TrainConfig(run_name="pretrain", max_steps=3).to_dict(), results=RESULTS)
+                          train_config=TrainSettings(run_name="pretrain", max_steps=3).to_dict(), results=RESULTS)
 
 
 def test_card_loads_with_huggingface_hub_and_carries_the_fields(tmp_path):
@@ -165,7 +165,7 @@ def test_export_writes_the_card_into_the_model_folder(tmp_path):
     model = build_model(config)
     tok = write_tokenizer(tmp_path / "tok")
     (tok / CARD_FILE).write_text("a starting model's card, copied with its tokenizer files\n")
-    train_config = TrainConfig(run_name="pretrain", max_steps=3).to_dict()
+    train_config = TrainSettings(run_name="pretrain", max_steps=3).to_dict()
     outs = []
     for name in ("one", "two"):
         out = export_hf(model, config, tmp_path / name / "base", tokenizer_dir=tok, train_config=train_config,
@@ -189,8 +189,8 @@ def test_the_card_never_changes_the_resume_key(tmp_path):
     import numpy as np
 
     tokens = write_token_dir(tmp_path / "tokens", train=np.arange(64), val=np.arange(32), vocab_size=100, seq_len=16)
-    a = TrainConfig(tokens_dir=str(tokens))
-    b = TrainConfig(tokens_dir=str(tokens), model_card=str(tmp_path / "facts.json"))
+    a = TrainSettings(tokens_dir=str(tokens))
+    b = TrainSettings(tokens_dir=str(tokens), model_card=str(tmp_path / "facts.json"))
     assert resume_key(a) == resume_key(b)
 
 

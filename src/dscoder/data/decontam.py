@@ -53,6 +53,7 @@ from typing import Any, ClassVar, Iterable, Literal
 import numpy as np
 import pyarrow as pa
 
+from dscoder.config import Settings, build, check
 from dscoder.data import ngrams, repo_blocks
 from dscoder.data.step import Step, StepContext
 from dscoder.data.stream import Batch, PartWriter
@@ -76,8 +77,10 @@ def gsm8k_plain(answer: str) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BenchmarkSource:
+class BenchmarkSource(Settings):
     """One benchmark to decontaminate against (an entry of params ``decontam.benchmarks``)."""
+
+    section: ClassVar[str] = "decontam.benchmarks"
 
     name: str
     """Name used in the audit and the report, e.g. ``mbpp``."""
@@ -90,24 +93,19 @@ class BenchmarkSource:
     id_field: str | None = None
     """Field naming an item, for ``generic``; None: ``line:N`` (1-based)."""
 
-    def validate(self) -> "BenchmarkSource":
-        if not self.name:
-            raise ValueError("benchmarks[].name must be non-empty")
-        if self.format not in ("humaneval", *FIELD_MAP, "generic"):
-            raise ValueError(f"benchmarks[{self.name}].format must be humaneval, mbpp, gsm8k, math or generic, "
-                             f"got {self.format!r}")
+    def validate(self) -> None:
+        where = f"{self.section}[{self.name}]"
+        check(bool(self.name), f"{self.section}[].name", "must be non-empty")
+        check(self.format in ("humaneval", *FIELD_MAP, "generic"), f"{where}.format",
+              f"must be humaneval, mbpp, gsm8k, math or generic, got {self.format!r}")
         if self.format != "humaneval":
-            if not self.path:
-                raise ValueError(f"benchmarks[{self.name}].path is required for format {self.format!r}")
-            if not Path(self.path).is_file():
-                raise ValueError(f"benchmarks[{self.name}].path: no such file {self.path!r}")
-        if self.format == "generic" and not self.fields:
-            raise ValueError(f"benchmarks[{self.name}].fields is required for format 'generic'")
-        return self
+            check(bool(self.path), f"{where}.path", f"is required for format {self.format!r}")
+            check(Path(self.path).is_file(), f"{where}.path", f"no such file {self.path!r}")
+        check(self.format != "generic" or bool(self.fields), f"{where}.fields", "is required for format 'generic'")
 
 
 @dataclass(frozen=True, kw_only=True)
-class DecontamParams:
+class DecontamSettings(Settings):
     """Settings of decontamination (params.yaml section ``decontam``)."""
 
     ngram: int = 10
@@ -120,17 +118,30 @@ class DecontamParams:
     benchmarks: tuple[BenchmarkSource, ...] = (BenchmarkSource(name="humaneval", format="humaneval"),)
     """Benchmarks to remove; HumanEval by default."""
 
-    def validate(self) -> "DecontamParams":
-        if not (isinstance(self.ngram, int) and self.ngram >= 2):
-            raise ValueError(f"ngram must be an integer >= 2, got {self.ngram!r}")
-        if not (isinstance(self.min_exact_words, int) and 1 <= self.min_exact_words <= self.ngram):
-            raise ValueError(f"min_exact_words must be an integer in [1, ngram], got {self.min_exact_words!r}")
+    section: ClassVar[str] = "decontam"
+
+    def validate(self) -> None:
+        self.require(self.ngram >= 2, "ngram", f"must be >= 2, got {self.ngram!r}")
+        self.require(1 <= self.min_exact_words <= self.ngram, "min_exact_words",
+                     f"must be in [1, ngram], got {self.min_exact_words!r}")
         names = [b.name for b in self.benchmarks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"benchmarks names must be unique, got {names}")
+        self.require(len(set(names)) == len(names), "benchmarks", f"names must be unique, got {names}")
         for b in self.benchmarks:
             b.validate()
-        return self
+
+    @classmethod
+    def from_dict(cls, section: dict | None, where: str | None = None, *, validate: bool = True) -> "DecontamSettings":
+        """From the `decontam` params section; each benchmark entry is built on its own (an
+        unknown or mistyped key names `decontam.benchmarks[i].<key>`; a bad value names the
+        benchmark, `decontam.benchmarks[<name>].<key>`)."""
+        where = where or cls.section
+        section = dict(section or {})
+        benches = section.pop("benchmarks", None)
+        if benches is not None:
+            check(isinstance(benches, list) and bool(benches), f"{where}.benchmarks", "must be a non-empty list")
+            section["benchmarks"] = tuple(build(BenchmarkSource, b, f"{where}.benchmarks[{i}]", validate=False)
+                                          for i, b in enumerate(benches))
+        return build(cls, section, where, validate=validate)
 
 
 # --------------------------------------------------------------------------- benchmark strings
@@ -190,7 +201,7 @@ def jsonl_strings(source: BenchmarkSource, problems: Counter) -> list[BenchmarkS
     return out
 
 
-def load_benchmark_strings(params: DecontamParams) -> tuple[list[BenchmarkString], Counter]:
+def load_benchmark_strings(params: DecontamSettings) -> tuple[list[BenchmarkString], Counter]:
     """All benchmark strings named in `params`, and a count of what could not be read."""
     params.validate()
     problems: Counter = Counter()
@@ -216,7 +227,7 @@ class Match:
 class BenchmarkIndex:
     """Hashes of benchmark n-grams (long strings) and whole short strings, by length."""
 
-    def __init__(self, strings: list[BenchmarkString], params: DecontamParams):
+    def __init__(self, strings: list[BenchmarkString], params: DecontamSettings):
         params.validate()
         self.n = params.ngram
         self.strings = strings
@@ -408,7 +419,7 @@ class DecontamStep(Step):
     """Decontamination as a streaming step over REPOS rows: rows out with matching files cut,
     the match rows to a side part (`matches-NNNNN`), counts by benchmark and language."""
 
-    params: DecontamParams
+    params: DecontamSettings
     stage: ClassVar[str] = "decontam"
     schema: ClassVar[pa.Schema] = REPOS
 
@@ -437,18 +448,3 @@ class DecontamStep(Step):
 
     def end(self, ctx: StepContext) -> None:
         ctx.state["matches"].close()
-
-
-def params_from(section: dict | None) -> DecontamParams:
-    """DecontamParams from the `decontam` params section (benchmarks built one by one, so an
-    error names `decontam.benchmarks[i].<key>`)."""
-    from dscoder.config import ConfigError, build
-
-    section = dict(section or {})
-    benches = section.pop("benchmarks", None)
-    if benches is not None:
-        if not isinstance(benches, list) or not benches:
-            raise ConfigError("decontam.benchmarks: must be a non-empty list")
-        section["benchmarks"] = tuple(build(BenchmarkSource, b, f"decontam.benchmarks[{i}]")
-                                      for i, b in enumerate(benches))
-    return build(DecontamParams, section, "decontam")

@@ -23,6 +23,8 @@ from dscoder.data.treesitter import error_share, grammar_name
 
 @dataclass(frozen=True, kw_only=True)
 class FilterSettings(Settings):
+    section: ClassVar[str] = "filter"
+
     max_avg_line_length: float = 100.0
     """Sec. 2.1: drop a file whose average line length exceeds this (characters)."""
     max_line_length: int = 1000

@@ -18,7 +18,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 from dscoder.config import Settings, check
 from dscoder.data.languages import detect_language
@@ -29,6 +29,8 @@ from dscoder.data.step import StepContext
 
 @dataclass(frozen=True, kw_only=True)
 class IngestSettings(Settings):
+    section: ClassVar[str] = "ingest"
+
     sources: list[dict[str, Any]] = field(default_factory=list)
     """Source specs, each a mapping with a `type` (dir, dirs, archive, git, python_dist, stdlib,
     sysconfig, pypi_sdist, npm, stack_parquet); see README "Sources"."""

@@ -57,6 +57,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dscoder.config import Settings
 from dscoder.data import ngrams, repo_blocks
 from dscoder.data.step import Step, StepContext
 from dscoder.data.stream import Batch, PartWriter
@@ -93,8 +94,10 @@ _DATASKETCH_BATCH = 8192
 
 
 @dataclass(frozen=True, kw_only=True)
-class DedupParams:
+class DedupSettings(Settings):
     """Settings of near-dedup (params.yaml section ``dedup``)."""
+
+    section: ClassVar[str] = "dedup"
 
     shingle_size: int = 5
     """Words per shingle. StarCoder's near-dedup (which the paper follows) used 5-grams."""
@@ -116,26 +119,19 @@ class DedupParams:
     false_negative_weight: float = 0.5
     """Weight of the false-negative probability when choosing bands x rows."""
 
-    def validate(self) -> "DedupParams":
-        if not (isinstance(self.shingle_size, int) and self.shingle_size >= 1):
-            raise ValueError(f"shingle_size must be an integer >= 1, got {self.shingle_size!r}")
-        if not (isinstance(self.num_perm, int) and 2 <= self.num_perm <= 4096):
-            raise ValueError(f"num_perm must be an integer in [2, 4096], got {self.num_perm!r}")
-        if not (0.0 < float(self.threshold) < 1.0):
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}")
-        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
-            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed!r}")
-        if self.level not in ("repo", "file"):
-            raise ValueError(f"level must be 'repo' or 'file', got {self.level!r}")
-        if self.backend not in ("rensa", "datasketch"):
-            raise ValueError(f"backend must be 'rensa' or 'datasketch', got {self.backend!r}")
+    def validate(self) -> None:
+        self.require(self.shingle_size >= 1, "shingle_size", f"must be >= 1, got {self.shingle_size!r}")
+        self.require(2 <= self.num_perm <= 4096, "num_perm", f"must be in [2, 4096], got {self.num_perm!r}")
+        self.require(0.0 < self.threshold < 1.0, "threshold", f"must be in (0, 1), got {self.threshold!r}")
+        self.require(0 <= self.seed < 2**32, "seed", f"must be in [0, 2**32), got {self.seed!r}")
+        self.require(self.level in ("repo", "file"), "level", f"must be 'repo' or 'file', got {self.level!r}")
+        self.require(self.backend in ("rensa", "datasketch"), "backend",
+                     f"must be 'rensa' or 'datasketch', got {self.backend!r}")
         for name in ("false_positive_weight", "false_negative_weight"):
             w = getattr(self, name)
-            if not (0.0 <= w <= 1.0):
-                raise ValueError(f"{name} must be in [0, 1], got {w!r}")
-        if self.false_positive_weight + self.false_negative_weight <= 0:
-            raise ValueError("false_positive_weight + false_negative_weight must be > 0")
-        return self
+            self.require(0.0 <= w <= 1.0, name, f"must be in [0, 1], got {w!r}")
+        self.require(self.false_positive_weight + self.false_negative_weight > 0, "false_negative_weight",
+                     "false_positive_weight + false_negative_weight must be > 0")
 
     @property
     def bands_rows(self) -> tuple[int, int]:
@@ -297,7 +293,7 @@ class SignatureShard:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def signature_shard(repos: pa.Table | Iterable[dict[str, Any]], params: DedupParams) -> SignatureShard:
+def signature_shard(repos: pa.Table | Iterable[dict[str, Any]], params: DedupSettings) -> SignatureShard:
     """Shingle, sign and band every document of one shard of REPOS rows.
 
     Documents without any word are not signed (they cannot be near-duplicates of anything by
@@ -437,7 +433,7 @@ class Clusters:
 
 
 def find_clusters(
-    band_files: Sequence[str | Path], signature_files: Sequence[str | Path], params: DedupParams
+    band_files: Sequence[str | Path], signature_files: Sequence[str | Path], params: DedupSettings
 ) -> Clusters:
     """Cluster the signed documents of all shards and choose the one kept per cluster.
 
@@ -597,7 +593,7 @@ def shard_slices(n_rows: int, num_shards: int) -> list[tuple[int, int]]:
     return [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def run_dedup(repos: pa.Table, params: DedupParams, workdir: str | Path, *, num_shards: int = 1) -> DedupResult:
+def run_dedup(repos: pa.Table, params: DedupSettings, workdir: str | Path, *, num_shards: int = 1) -> DedupResult:
     """All three steps in this process, shard after shard (the stage runs shards in parallel)."""
     params.validate()
     band_files, sig_files, shard_stats = [], [], []
@@ -627,7 +623,7 @@ def run_dedup(repos: pa.Table, params: DedupParams, workdir: str | Path, *, num_
 # --------------------------------------------------------------------------- streaming steps
 
 
-def _merge_parts(sigs: pa.Table, params: DedupParams) -> pa.Table:
+def _merge_parts(sigs: pa.Table, params: DedupSettings) -> pa.Table:
     """One signature per doc_id: the parts of a repository split into several documents are
     one repository to dedup, and the MinHash of a union is the element-wise minimum."""
     ids = sigs["doc_id"].to_pylist()
@@ -646,7 +642,7 @@ def _merge_parts(sigs: pa.Table, params: DedupParams) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SIGNATURES)
 
 
-def _bands_of(sigs: pa.Table, params: DedupParams) -> pa.Table:
+def _bands_of(sigs: pa.Table, params: DedupSettings) -> pa.Table:
     bands, rows = params.bands_rows
     n = sigs.num_rows
     mat = np.asarray(sigs["signature"].combine_chunks().flatten().to_numpy(), dtype=np.uint32).reshape(n, params.num_perm)
@@ -660,7 +656,7 @@ class SignatureStep(Step):
     """Step 1 as a streaming step over REPOS rows: signatures and band hashes are written to
     side parts (`bands-NNNNN`, `signatures-NNNNN` in the shard's work folder), no rows."""
 
-    params: DedupParams
+    params: DedupSettings
     stage: ClassVar[str] = "dedup"
     schema: ClassVar[pa.Schema] = SIGNATURES  # the main part stays empty
     columns: ClassVar[Sequence[str]] = ("repo_id", "text", "files")

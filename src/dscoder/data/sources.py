@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from dscoder.config import ConfigError
+
 #: Directories that are never repository content (VCS internals and byte-code caches).
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".dvc", ".mypy_cache", ".pytest_cache"})
 
@@ -617,16 +619,16 @@ _REQUIRED = {"dir": "path", "dirs": "path", "archive": "path", "git": "url", "py
 def check_spec(spec: Any, where: str) -> None:
     """Fail fast on a malformed source spec, naming the parameter."""
     if not isinstance(spec, dict) or "type" not in spec:
-        raise ValueError(f"{where}: a source must be a mapping with a 'type' key, got {spec!r}")
+        raise ConfigError(f"{where}: a source must be a mapping with a 'type' key, got {spec!r}")
     kind = spec["type"]
     if kind not in SOURCE_TYPES:
-        raise ValueError(f"{where}.type: unknown source type {kind!r}; expected one of {sorted(SOURCE_TYPES)}")
+        raise ConfigError(f"{where}.type: unknown source type {kind!r}; expected one of {sorted(SOURCE_TYPES)}")
     need = _REQUIRED[kind]
     if not isinstance(spec.get(need), str) or not spec[need]:
-        raise ValueError(f"{where}.{need}: required for a {kind!r} source")
+        raise ConfigError(f"{where}.{need}: required for a {kind!r} source")
     for key, value in spec.items():
         if isinstance(value, str) and name_problem(value) == "not valid UTF-8":
-            raise ValueError(f"{where}.{key}: not valid UTF-8 ({printable_name(value)}); name the path in UTF-8")
+            raise ConfigError(f"{where}.{key}: not valid UTF-8 ({printable_name(value)}); name the path in UTF-8")
 
 
 def expand(spec: dict, cache_dir: Path, *, limit: int | None = None, only: str | None = None,

@@ -1,4 +1,4 @@
-"""Contamination-aware scores (issue 10, item 3): each benchmark score is shown next to the
+"""Contamination-aware scores: each benchmark score is shown next to the
 decontamination hits of that benchmark (data/clean/matches.parquet, written by the decontam
 stage, Sec. 2.4) and recomputed on the items that never matched any training file.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from dscoder.eval import code_metrics
-from dscoder.eval.generate import GenerationConfig, generate_completions
+from dscoder.eval.generate import GenerationSettings, generate_completions
 
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
@@ -186,8 +186,8 @@ def evaluate_crossfile(model, tokenizer, repos: dict[str, Sequence[tuple[str, st
                        batch_size: int = 8, retrieval: bool = True) -> dict[str, dict]:
     """Greedy completions without and (`retrieval`) with BM25 retrieval (Sec. 4.3 settings
     by default), scored per mode."""
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens, batch_size=batch_size,
-                           max_prompt_tokens=max_prompt_tokens - max_new_tokens)
+    cfg = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size,
+                             max_prompt_tokens=max_prompt_tokens - max_new_tokens)
     out = {}
     for mode in MODES[:2 if retrieval else 1]:
         prompts = crossfile_prompts(tokenizer, repos, points, mode, max_prompt_tokens=max_prompt_tokens,

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from dscoder.eval.generate import GenerationConfig, generate_completions
+from dscoder.eval.generate import GenerationSettings, generate_completions
 
 
 FIM_LANGUAGES = ("python", "java", "javascript")  # Sec. 4.2
@@ -129,7 +129,7 @@ def line_exact_match(predictions: Sequence[str], tasks: Sequence[FimTask]) -> di
 
 def evaluate_fim(model, tokenizer, tasks: Sequence[FimTask], *,
                  sentinels: FimSentinels = FimSentinels(),
-                 config: GenerationConfig = GenerationConfig(max_new_tokens=64)):
+                 config: GenerationSettings = GenerationSettings(max_new_tokens=64)):
     """Greedy one-line infills for every task; returns (metrics, predictions)."""
     prompts = [fim_prompt(t, sentinels) for t in tasks]
     preds = [c[0] for c in generate_completions(model, tokenizer, prompts, config, stop=["\n"])]

@@ -7,14 +7,18 @@ real DeepSeek-Coder checkpoint)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import torch
 
+from dscoder.config import ConfigError, Settings
+
 
 @dataclass(frozen=True, kw_only=True)
-class GenerationConfig:
-    """How completions are decoded."""
+class GenerationSettings(Settings):
+    """How completions are decoded (from the `evaluate` section: `EvaluateSettings.generation`)."""
+
+    section: ClassVar[str] = "evaluate"
 
     max_new_tokens: int = 512
     """New tokens per completion (stop sequences usually end it sooner)."""
@@ -33,30 +37,24 @@ class GenerationConfig:
     max_prompt_tokens: int | None = None
     """Keep only the last this many prompt tokens (None = no cut)."""
 
-    def validate(self) -> "GenerationConfig":
+    def validate(self) -> None:
         for name in ("max_new_tokens", "batch_size", "num_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"GenerationConfig.{name} must be >= 1")
-        if self.temperature < 0:
-            raise ValueError("GenerationConfig.temperature must be >= 0")
-        if self.num_samples > 1 and self.temperature == 0:
-            raise ValueError("GenerationConfig.num_samples > 1 needs temperature > 0")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("GenerationConfig.top_p must be in (0, 1]")
-        if self.chat not in ("auto", "always", "never"):
-            raise ValueError("GenerationConfig.chat must be auto|always|never")
-        if self.max_prompt_tokens is not None and self.max_prompt_tokens < 1:
-            raise ValueError("GenerationConfig.max_prompt_tokens must be >= 1 or None")
-        return self
+            self.require(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)!r}")
+        self.require(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature!r}")
+        self.require(self.num_samples == 1 or self.temperature > 0, "num_samples", "> 1 needs temperature > 0")
+        self.require(0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p!r}")
+        self.require(self.chat in ("auto", "always", "never"), "chat", f"must be auto|always|never, got {self.chat!r}")
+        self.require(self.max_prompt_tokens is None or self.max_prompt_tokens >= 1, "max_prompt_tokens",
+                     f"must be >= 1 or None, got {self.max_prompt_tokens!r}")
 
 
-def uses_chat(tokenizer, config: GenerationConfig) -> bool:
+def uses_chat(tokenizer, config: GenerationSettings) -> bool:
     """Whether prompts go through the chat template."""
     if config.chat == "never":
         return False
     has = bool(getattr(tokenizer, "chat_template", None))
     if config.chat == "always" and not has:
-        raise ValueError("GenerationConfig.chat='always' but the tokenizer has no chat_template")
+        raise ConfigError("evaluate.chat: 'always' but the tokenizer has no chat_template")
     return has
 
 
@@ -104,7 +102,7 @@ def encode_prompts(tokenizer, prompts: Sequence[str], max_tokens: int | None = N
 
 
 @torch.no_grad()
-def generate_completions(model, tokenizer, prompts: Sequence[str], config: GenerationConfig,
+def generate_completions(model, tokenizer, prompts: Sequence[str], config: GenerationSettings,
                          *, stop: Sequence[str] = ()) -> list[list[str]]:
     """`config.num_samples` completions per prompt (prompt text excluded, cut at `stop`)."""
     from transformers import StoppingCriteriaList

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from dscoder.eval.passk import mean_pass_at_k
-from dscoder.eval.sandbox import RunResult, SandboxConfig, run_programs
+from dscoder.eval.sandbox import RunResult, SandboxSettings, run_programs
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class CorrectnessReport:
 
 
 def evaluate_completions(problems: Sequence[Problem], completions: Sequence[Sequence[str]],
-                         *, ks: Sequence[int] = (1,), config: SandboxConfig | None = None,
+                         *, ks: Sequence[int] = (1,), config: SandboxSettings | None = None,
                          chat: bool = False, allow_execution: bool = False) -> CorrectnessReport:
     """Run every completion (n per problem) against its problem's tests in the sandbox.
     `allow_execution=True` is required: this executes model-written code."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from dscoder.eval.humaneval import extract_code
-from dscoder.eval.sandbox import SandboxConfig, run_programs
+from dscoder.eval.sandbox import SandboxSettings, run_programs
 
 # Program-of-thought prompt after PAL (Gao et al. 2022): worked GSM8K-style questions, each
 # answered by a `solution()` whose variables name the quantities and which returns the
@@ -96,7 +96,7 @@ def pal_program(problem: MathProblem, completion: str, *, chat: bool = False) ->
 
 
 def evaluate_pal(problems: Sequence[MathProblem], completions: Sequence[str], *,
-                 config: SandboxConfig | None = None, chat: bool = False,
+                 config: SandboxSettings | None = None, chat: bool = False,
                  tolerance: float = 1e-4, allow_execution: bool = False) -> dict:
     """Accuracy of the programs' printed answers; executes model code (opt-in)."""
     if len(problems) != len(completions):

@@ -79,7 +79,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import ClassVar, Iterable
+
+from dscoder.config import Settings
 
 LAUNCHER = Path(__file__).with_name("_sandbox_launcher.py")
 SETUP_FAILED = 125
@@ -87,8 +89,10 @@ STATUSES = ("passed", "failed", "timeout", "error")
 
 
 @dataclass(frozen=True, kw_only=True)
-class SandboxConfig:
-    """Limits and isolation for every program run."""
+class SandboxSettings(Settings):
+    """Limits and isolation for every program run (params.yaml `evaluate.sandbox`)."""
+
+    section: ClassVar[str] = "evaluate.sandbox"
 
     timeout_s: float = 10.0
     """Wall-clock limit per program; the whole process group is killed after it."""
@@ -125,22 +129,17 @@ class SandboxConfig:
     tmp_root: str | None = None
     """Where the per-run temporary directories go; None = the system default."""
 
-    def validate(self) -> "SandboxConfig":
+    def validate(self) -> None:
         positive = ["timeout_s", "memory_mb", "file_size_mb", "tmpfs_mb", "max_processes",
                     "max_open_files", "max_output_bytes", "workers"]
         for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.cpu_s is not None and self.cpu_s <= 0:
-            raise ValueError(f"cpu_s must be > 0 or None, got {self.cpu_s!r}")
-        if self.isolation not in ("auto", "namespaces", "basic"):
-            raise ValueError(f"isolation must be auto|namespaces|basic, "
-                             f"got {self.isolation!r}")
-        if not 0 < self.uid_base < 2**32 - 2 - 65536:
-            raise ValueError(f"uid_base out of range: {self.uid_base!r}")
-        if self.python is not None and not os.access(self.python, os.X_OK):
-            raise ValueError(f"python is not executable: {self.python!r}")
-        return self
+            self.require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)!r}")
+        self.require(self.cpu_s is None or self.cpu_s > 0, "cpu_s", f"must be > 0 or None, got {self.cpu_s!r}")
+        self.require(self.isolation in ("auto", "namespaces", "basic"), "isolation",
+                     f"must be auto|namespaces|basic, got {self.isolation!r}")
+        self.require(0 < self.uid_base < 2**32 - 2 - 65536, "uid_base", f"out of range: {self.uid_base!r}")
+        self.require(self.python is None or os.access(self.python, os.X_OK), "python",
+                     f"is not executable: {self.python!r}")
 
 
 @dataclass(frozen=True)
@@ -221,10 +220,11 @@ _probe_lock = threading.Lock()
 _probed: dict[tuple, tuple[str, ...]] = {}
 
 
-def probe_layers(config: SandboxConfig | None = None) -> tuple[str, ...]:
+def probe_layers(config: SandboxSettings | None = None) -> tuple[str, ...]:
     """Layers a trivial program gets with namespaces requested; () if the host refuses them.
     Cached per (interpreter, uid) for the life of the process."""
-    config = (config or SandboxConfig()).validate()
+    config = config or SandboxSettings()
+    config.validate()
     python = config.python or base_python()
     key = (python, os.geteuid())
     with _probe_lock:
@@ -239,7 +239,7 @@ def probe_layers(config: SandboxConfig | None = None) -> tuple[str, ...]:
         return _probed[key]
 
 
-def _use_namespaces(config: SandboxConfig) -> bool:
+def _use_namespaces(config: SandboxSettings) -> bool:
     if config.isolation == "basic":
         return False
     if config.isolation == "namespaces":
@@ -247,7 +247,7 @@ def _use_namespaces(config: SandboxConfig) -> bool:
     return "mnt" in probe_layers(config)
 
 
-def run_program(source: str, config: SandboxConfig | None = None, *, tests: str = "",
+def run_program(source: str, config: SandboxSettings | None = None, *, tests: str = "",
                 allow_execution: bool = False, slot: int = 0) -> RunResult:
     """Run one Python program contained, then `tests` against it in the judge; passed = the
     test code ran to its end (see the module docstring)."""
@@ -255,13 +255,14 @@ def run_program(source: str, config: SandboxConfig | None = None, *, tests: str 
                         first_slot=slot)[0]
 
 
-def run_programs(sources: Iterable[str], config: SandboxConfig | None = None, *,
+def run_programs(sources: Iterable[str], config: SandboxSettings | None = None, *,
                  tests: Iterable[str] | None = None, allow_execution: bool = False,
                  first_slot: int = 0) -> list[RunResult]:
     """Run many programs, `config.workers` at a time, each with its test code (none: an
     empty test, so passed only says the program ran to its end); results in input order."""
     _require(allow_execution)
-    config = (config or SandboxConfig()).validate()
+    config = config or SandboxSettings()
+    config.validate()
     sources = list(sources)
     tests = [""] * len(sources) if tests is None else list(tests)
     if len(tests) != len(sources):
@@ -320,7 +321,7 @@ def _world_traversable(python: str) -> bool:
     return all(os.stat(p).st_mode & 0o001 for p in [prefix, *prefix.parents])
 
 
-def _run_one(zygote: _Zygote, source: str, tests: str, config: SandboxConfig, *, slot: int,
+def _run_one(zygote: _Zygote, source: str, tests: str, config: SandboxSettings, *, slot: int,
              namespaces: bool) -> RunResult:
     python = config.python or base_python()
     root = os.geteuid() == 0
@@ -372,7 +373,7 @@ def _run_one(zygote: _Zygote, source: str, tests: str, config: SandboxConfig, *,
                    layers, runtime, config, workdir.name)
 
 
-def _collect(fds: list[int], pidfd: int, pgid: int, config: SandboxConfig, start: float):
+def _collect(fds: list[int], pidfd: int, pgid: int, config: SandboxSettings, start: float):
     """Read stdout, stderr and the status pipe until the run has exited and the pipes are
     closed, the deadline passes, or the output is too long."""
     cap = config.max_output_bytes
@@ -524,5 +525,5 @@ def processes_of_uid(uid: int) -> list[int]:
     return found
 
 
-__all__ = ["SandboxConfig", "RunResult", "run_program", "run_programs", "probe_layers",
+__all__ = ["SandboxSettings", "RunResult", "run_program", "run_programs", "probe_layers",
            "base_python", "surviving_processes", "processes_of_uid", "STATUSES"]

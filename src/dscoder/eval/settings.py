@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from dscoder.config import Settings, check
-from dscoder.eval.sandbox import SandboxConfig
+from dscoder.eval.sandbox import SandboxSettings
 
 BENCHMARKS = ("humaneval", "humaneval_fim", "repo_fim", "crossfile", "mbpp", "gsm8k_pal", "perplexity")
 
 
 @dataclass(frozen=True, kw_only=True)
 class FimSettings(Settings):
+    section: ClassVar[str] = "evaluate.fim"
+
     humaneval_tasks: int = 0
     """Lines of HumanEval canonical solutions to infill (a seeded sample); 0 = every line
     of every problem (Sec. 4.2)."""
@@ -40,6 +42,8 @@ class FimSettings(Settings):
 
 @dataclass(frozen=True, kw_only=True)
 class CrossfileSettings(Settings):
+    section: ClassVar[str] = "evaluate.crossfile"
+
     points: int = 200
     """Completion points (a seeded sample of all qualifying lines); 0 = all."""
     points_per_file: int = 2
@@ -63,6 +67,8 @@ class CrossfileSettings(Settings):
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluateSettings(Settings):
+    section: ClassVar[str] = "evaluate"
+
     benchmarks: tuple[str, ...] = BENCHMARKS
     """Which benchmarks to run (any of: humaneval, humaneval_fim, repo_fim, crossfile, mbpp,
     gsm8k_pal, perplexity)."""
@@ -104,8 +110,8 @@ class EvaluateSettings(Settings):
     """Name each benchmark has in decontam.benchmarks (the matches table's `benchmark`)."""
     mbpp_shots: int = 3
     """Worked examples before each MBPP prompt (Sec. 4.1: 3)."""
-    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
-    """The sandbox's own settings (dscoder.eval.sandbox.SandboxConfig): any of its fields."""
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    """The sandbox's own settings (dscoder.eval.sandbox.SandboxSettings): any of its fields."""
     fim: FimSettings = field(default_factory=FimSettings)
     crossfile: CrossfileSettings = field(default_factory=CrossfileSettings)
 
@@ -133,8 +139,11 @@ class EvaluateSettings(Settings):
         return self.benchmark_names.get(benchmark, benchmark)
 
     def generation(self, **overrides):
-        from dscoder.eval.generate import GenerationConfig
+        """The decoding settings of this evaluation, with `overrides`, validated."""
+        from dscoder.eval.generate import GenerationSettings
 
         base = dict(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, num_samples=self.num_samples,
                     temperature=self.temperature, seed=self.seed, chat=self.chat)
-        return GenerationConfig(**{**base, **overrides}).validate()
+        config = GenerationSettings(**{**base, **overrides})
+        config.validate()
+        return config

@@ -19,13 +19,13 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
 
 from dscoder.config import Settings, check
-from dscoder.instruct.mining import MiningParams, mine_repos
+from dscoder.instruct.mining import MiningSettings, mine_repos
 from dscoder.instruct.records import Example, audit_row, content_key, load_instruction_file
 from dscoder.io import atomic_path, write_json, write_parquet
 from dscoder.tokens.split import repo_unit, val_repo_ids
@@ -37,6 +37,8 @@ SPLITS = ("train", "validation")
 @dataclass(frozen=True, kw_only=True)
 class InstructFile(Settings):
     """One user instruction file (an entry of params `instruct_data.files`)."""
+    section: ClassVar[str] = "instruct_data.files"
+
 
     name: str
     """Source name used in ids, the audit and the report."""
@@ -45,12 +47,14 @@ class InstructFile(Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class InstructDataParams(Settings):
+class InstructDataSettings(Settings):
+    section: ClassVar[str] = "instruct_data"
+
     files: tuple[InstructFile, ...] = ()
     """User instruction files; none in the default profile."""
     mine: bool = True
     """Mine documented functions from the clean corpus (dscoder.instruct.mining)."""
-    mining: MiningParams = field(default_factory=MiningParams)
+    mining: MiningSettings = field(default_factory=MiningSettings)
     """Mining settings."""
     max_chars: int = 32000
     """A conversation longer than this (characters of all turns) is audited as too_long; 0: no limit."""
@@ -109,7 +113,7 @@ def decontaminate_examples(examples: list[Example], index: Any, batch: int = 512
     return kept, audit, hits_per
 
 
-def build_instruct_data(rows: Iterable[Mapping[str, Any]], params: InstructDataParams, index: Any | None) -> InstructData:
+def build_instruct_data(rows: Iterable[Mapping[str, Any]], params: InstructDataSettings, index: Any | None) -> InstructData:
     """User files + mined examples (from clean REPOS rows), deduplicated across sources,
     decontaminated with `index` (None: skipped, recorded in stats), split."""
     params.validate()
@@ -163,7 +167,7 @@ def build_instruct_data(rows: Iterable[Mapping[str, Any]], params: InstructDataP
     return out
 
 
-def write_instruct_data(out_dir: str | os.PathLike, data: InstructData, params: InstructDataParams) -> None:
+def write_instruct_data(out_dir: str | os.PathLike, data: InstructData, params: InstructDataSettings) -> None:
     """Write the directory described in the module docstring, atomically."""
     with atomic_path(out_dir, is_dir=True) as tmp:
         for split in SPLITS:

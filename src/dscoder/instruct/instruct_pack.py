@@ -24,18 +24,20 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, ClassVar, Iterable, Literal
 
 import numpy as np
 
-from dscoder.config import Settings, check
+from dscoder.config import Settings
 from dscoder.instruct.records import Example, audit_row
 from dscoder.instruct.template import DEFAULT_SYSTEM_PROMPT, EOT, encode_conversation
 from dscoder.io import atomic_path
 
 
 @dataclass(frozen=True, kw_only=True)
-class InstructPackParams(Settings):
+class InstructPackSettings(Settings):
+    section: ClassVar[str] = "instruct.pack"
+
     seq_len: int = 4096
     """Tokens per training block (4K, the pretraining window)."""
     mode: Literal["pack", "concat"] = "pack"
@@ -46,9 +48,9 @@ class InstructPackParams(Settings):
     """Token that ends each answer (Sec. 3.7: <|EOT|>); the tokenizer must have it."""
 
     def validate(self) -> None:
-        check(self.seq_len >= 2, "instruct_pack.seq_len", f"must be >= 2, got {self.seq_len}")
-        check(self.mode in ("pack", "concat"), "instruct_pack.mode", f"must be pack or concat, got {self.mode!r}")
-        check(bool(self.eot), "instruct_pack.eot", "must be non-empty")
+        self.require(self.seq_len >= 2, "seq_len", f"must be >= 2, got {self.seq_len}")
+        self.require(self.mode in ("pack", "concat"), "mode", f"must be pack or concat, got {self.mode!r}")
+        self.require(bool(self.eot), "eot", "must be non-empty")
 
 
 def _layout(encoded: list[tuple[list[int], list[int]]], seq_len: int, mode: str, pad_id: int
@@ -80,7 +82,7 @@ def _layout(encoded: list[tuple[list[int], list[int]]], seq_len: int, mode: str,
 
 
 def pack_instructions(train: Iterable[Example], validation: Iterable[Example], tokenizer: Any,
-                      out_dir: str | os.PathLike, params: InstructPackParams) -> dict[str, Any]:
+                      out_dir: str | os.PathLike, params: InstructPackSettings) -> dict[str, Any]:
     """Encode and lay out both splits into `out_dir`; returns meta (also meta.json) with
     `audit` (too_long rows) added. `tokenizer` is a Hugging Face tokenizer with `params.eot`."""
     from dscoder.train.data import write_token_dir

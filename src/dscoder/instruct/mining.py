@@ -30,9 +30,9 @@ import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
-from dscoder.config import Settings, check
+from dscoder.config import Settings
 from dscoder.data.repo_blocks import block_content, spans_problem
 from dscoder.instruct.records import Example
 
@@ -68,7 +68,9 @@ LANG_NAMES = {"python": "Python", "cython": "Cython", "c": "C", "cpp": "C++", "g
 
 
 @dataclass(frozen=True, kw_only=True)
-class MiningParams(Settings):
+class MiningSettings(Settings):
+    section: ClassVar[str] = "instruct_data.mining"
+
     languages: tuple[str, ...] = ("python", "c", "cpp", "go", "java", "javascript", "typescript", "rust", "csharp", "php")
     """Languages to mine (python via `ast`, the others via tree-sitter doc comments)."""
     min_doc_words: int = 4
@@ -91,12 +93,12 @@ class MiningParams(Settings):
     def validate(self) -> None:
         known = {"python", *DOC_COMMENT_LANGUAGES}
         bad = sorted(set(self.languages) - known)
-        check(not bad, "mining.languages", f"unsupported {bad}; choose from {sorted(known)}")
-        check(self.min_doc_words >= 1, "mining.min_doc_words", f"must be >= 1, got {self.min_doc_words}")
-        check(1 <= self.min_answer_lines <= self.max_answer_lines, "mining.max_answer_lines",
+        self.require(not bad, "languages", f"unsupported {bad}; choose from {sorted(known)}")
+        self.require(self.min_doc_words >= 1, "min_doc_words", f"must be >= 1, got {self.min_doc_words}")
+        self.require(1 <= self.min_answer_lines <= self.max_answer_lines, "max_answer_lines",
               f"need 1 <= min_answer_lines <= max_answer_lines, got {self.min_answer_lines}, {self.max_answer_lines}")
-        check(self.max_doc_chars >= 1, "mining.max_doc_chars", f"must be >= 1, got {self.max_doc_chars}")
-        check(self.max_per_repo >= 1, "mining.max_per_repo", f"must be >= 1, got {self.max_per_repo}")
+        self.require(self.max_doc_chars >= 1, "max_doc_chars", f"must be >= 1, got {self.max_doc_chars}")
+        self.require(self.max_per_repo >= 1, "max_per_repo", f"must be >= 1, got {self.max_per_repo}")
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def doc_comment_functions(source: str, path: str, language: str, stats: Counter)
 
 # ---------------------------------------------------------------------------- examples
 
-def file_functions(content: str, path: str, language: str, params: MiningParams, stats: Counter) -> list[Documented]:
+def file_functions(content: str, path: str, language: str, params: MiningSettings, stats: Counter) -> list[Documented]:
     if language == "python":
         return python_functions(content, path, stats, params.include_methods)
     if language in DOC_COMMENT_LANGUAGES:
@@ -268,7 +270,7 @@ def file_functions(content: str, path: str, language: str, params: MiningParams,
     return []
 
 
-def keep_reason(fn: Documented, params: MiningParams) -> str | None:
+def keep_reason(fn: Documented, params: MiningSettings) -> str | None:
     """Why a documented function is not made into an example, or None to keep it."""
     if len(fn.doc.split()) < params.min_doc_words:
         return "doc_too_short"
@@ -282,7 +284,7 @@ def keep_reason(fn: Documented, params: MiningParams) -> str | None:
     return None
 
 
-def to_example(fn: Documented, repo_id: str, params: MiningParams) -> Example:
+def to_example(fn: Documented, repo_id: str, params: MiningSettings) -> Example:
     lang = LANG_NAMES.get(fn.language, fn.language)
     # phrasing from the function itself, not its repository: a vendored copy gives the same
     # example, which the data set then removes as a duplicate
@@ -305,7 +307,7 @@ class MiningResult:
     """found / kept per language, skipped by reason, repos with bad spans, capped examples."""
 
 
-def mine_repo(row: Mapping[str, Any], params: MiningParams) -> MiningResult:
+def mine_repo(row: Mapping[str, Any], params: MiningSettings) -> MiningResult:
     """Examples of one REPOS row (capped, in (path, line) order)."""
     res = MiningResult()
     problem = spans_problem(dict(row))
@@ -335,7 +337,7 @@ def mine_repo(row: Mapping[str, Any], params: MiningParams) -> MiningResult:
     return res
 
 
-def mine_repos(rows: Iterable[Mapping[str, Any]], params: MiningParams) -> MiningResult:
+def mine_repos(rows: Iterable[Mapping[str, Any]], params: MiningSettings) -> MiningResult:
     """`mine_repo` over REPOS rows, in row order; stats summed."""
     params.validate()
     total = MiningResult()

@@ -1,5 +1,5 @@
 """Lineage: from a training token back to the source bytes and the stage decisions that let it
-through, and data-level diffs between two versions of the pipeline's outputs (issue 10).
+through, and data-level diffs between two versions of the pipeline's outputs.
 
 Built only from what the stages write (Parquet outputs, audits, the packer's token index);
 nothing here re-reads the corpus beyond those indexes. Pure library: no Prefect, no DVC —

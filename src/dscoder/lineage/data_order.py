@@ -14,12 +14,20 @@ the loss logged at step 37.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
+
+from dscoder.train.config import DEFAULT_WORLD_SIZE, TrainSettings
+
+TRAINER = TrainSettings()
+"""The trainer's defaults: a setting absent from a train_config.json had this value."""
 
 
 @dataclass(frozen=True)
 class DataOrder:
-    """The settings that fix the trainer's data order (from its train_config.json)."""
+    """The settings that fix the trainer's data order (from its train_config.json); the
+    defaults are the trainer's own (`TrainSettings`), so the two cannot drift apart."""
+
+    FROM_TRAINER: ClassVar[tuple[str, ...]] = ("global_batch_size", "micro_batch_size", "seed", "seq_len", "shuffle")
 
     global_batch_size: int
     """Sequences per optimizer step over all ranks."""
@@ -29,9 +37,9 @@ class DataOrder:
     """The trainer's seed (keys the block permutation)."""
     seq_len: int
     """Tokens per block (train_config seq_len, or meta.json's when that is 0)."""
-    shuffle: bool = True
-    """Whether blocks are visited in a seeded order (the trainer's default) or in file order."""
-    world_size: int = 1
+    shuffle: bool = TRAINER.shuffle
+    """Whether blocks are visited in a seeded order or in file order."""
+    world_size: int = DEFAULT_WORLD_SIZE
     """Ranks of the run; only decides which rank / micro batch held the row."""
 
     def validate(self) -> None:
@@ -43,15 +51,14 @@ class DataOrder:
                              f"{self.micro_batch_size} x world_size {self.world_size}")
 
     @classmethod
-    def from_train_config(cls, cfg: Mapping[str, Any], meta: Mapping[str, Any], world_size: int = 1) -> "DataOrder":
-        """From a checkpoint's train_config.json (absent keys take the trainer's defaults) and
-        the token directory's meta.json."""
-        order = cls(global_batch_size=int(cfg.get("global_batch_size", 8)),
-                    micro_batch_size=int(cfg.get("micro_batch_size", 1)),
-                    seed=int(cfg.get("seed", 1234)),
-                    seq_len=int(cfg.get("seq_len") or meta["seq_len"]),
-                    shuffle=bool(cfg.get("shuffle", True)),
-                    world_size=int(world_size))
+    def from_train_config(cls, cfg: Mapping[str, Any], meta: Mapping[str, Any],
+                          world_size: int = DEFAULT_WORLD_SIZE) -> "DataOrder":
+        """From a checkpoint's train_config.json (read as the trainer reads it: absent keys take
+        the trainer's defaults) and the token directory's meta.json."""
+        train = TrainSettings.from_dict({k: cfg[k] for k in cls.FROM_TRAINER if k in cfg}, "train_config",
+                                        validate=False)
+        order = cls(**{k: getattr(train, k) for k in cls.FROM_TRAINER if k != "seq_len"},
+                    seq_len=int(train.seq_len or meta["seq_len"]), world_size=int(world_size))
         order.validate()
         return order
 

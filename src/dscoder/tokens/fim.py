@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import Any, ClassVar, Literal, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -63,6 +63,8 @@ ROLES = ("whole", "prefix", "middle", "suffix", "context", "span")
 
 @dataclass(frozen=True, kw_only=True)
 class FimParams(Settings):
+    section: ClassVar[str] = "fim"
+
     rate: float = 0.5
     """Probability that a unit is transformed (Sec. 3.1, Fig. 3: 0.5 in PSM mode)."""
     unit: Unit = "file"

@@ -69,7 +69,7 @@ from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -114,6 +114,8 @@ SEGMENTS_SCHEMA = pa.schema([
 
 @dataclass(frozen=True, kw_only=True)
 class PackParams(Settings):
+    section: ClassVar[str] = "pack"
+
     seq_len: int = 4096
     """Tokens per training block (Sec. 3: 4K window in pretraining; 16K for long context)."""
     val_fraction: float = 0.01

@@ -43,7 +43,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -74,6 +74,8 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True, kw_only=True)
 class TokenizerParams(Settings):
+    section: ClassVar[str] = "tokenizer"
+
     vocab_size: int = 32000
     """All ids, special tokens included (Sec. 3.2: 32,000); the model's embedding size."""
     min_frequency: int = 2

@@ -1,7 +1,7 @@
 """The trainer shared by every training stage: FSDP2 under torchrun, resumable, dvclive metrics.
 
 Public API (the stage layer calls these):
-    TrainConfig, load_config          settings (dataclass; JSON/YAML + key=value overrides)
+    TrainSettings, load_config          settings (dataclass; JSON/YAML + key=value overrides)
     torchrun_command, torchrun_env    the subprocess that runs `python -m dscoder.train`
     train                             the loop itself, called inside each rank
     lr_at, final_lr                   the learning-rate schedule
@@ -14,7 +14,7 @@ Importing this package does not import torch or transformers (`train` and `write
 load on first use), so `python -m dscoder.train` rejects bad settings in a fraction of a second.
 """
 
-from dscoder.train.config import TrainConfig, load_config
+from dscoder.train.config import TrainSettings, load_config
 from dscoder.train.launch import torchrun_command, torchrun_env
 from dscoder.train.long_context import long_context_overrides
 from dscoder.train.schedule import final_lr, lr_at
@@ -32,4 +32,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'dscoder.train' has no attribute {name!r}")
 
 
-__all__ = ["TrainConfig", "load_config", "torchrun_command", "torchrun_env", "train", "lr_at", "final_lr", "write_token_dir", "long_context_overrides"]
+__all__ = ["TrainSettings", "load_config", "torchrun_command", "torchrun_env", "train", "lr_at", "final_lr", "write_token_dir", "long_context_overrides"]

@@ -10,14 +10,14 @@ import argparse
 import os
 import sys
 
-from dscoder.train.config import load_config
+from dscoder.train.config import DEFAULT_WORLD_SIZE, load_config
 from dscoder.train.lock import FolderInUse, die_with_parent
 from dscoder.train.resume import CheckpointMismatch
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dscoder.train", description=__doc__)
-    parser.add_argument("--config", help="JSON or YAML train config (dscoder.train.TrainConfig fields)")
+    parser.add_argument("--config", help="JSON or YAML train config (dscoder.train.TrainSettings fields)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=10")
     args = parser.parse_args(argv)
     if "TORCHELASTIC_RUN_ID" in os.environ:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         # WORLD_SIZE is torchrun's: the batch split is checked before any process group exists.
-        cfg.validate(world_size=int(os.environ.get("WORLD_SIZE", 1)))
+        cfg.validate(world_size=int(os.environ.get("WORLD_SIZE", DEFAULT_WORLD_SIZE)))
     except ValueError as err:  # bad settings: one clear line, non-zero exit, before any work
         print(f"dscoder.train: invalid config: {err}", file=sys.stderr, flush=True)
         return 2

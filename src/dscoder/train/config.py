@@ -1,7 +1,9 @@
-"""The trainer's settings: one typed dataclass, loaded from JSON/YAML plus `key=value` overrides.
+"""The trainer's settings: one typed `Settings` class, loaded from JSON/YAML plus `key=value`
+overrides.
 
 Like OLMo-core / torchtitan, this is the only way settings enter the trainer; the resolved
-config is saved beside every checkpoint and exported model.
+config is saved beside every checkpoint and exported model. Errors name `train.<key>` (the
+trainer's own config file) or `<stage>.<key>` (a training stage's params section).
 """
 
 from __future__ import annotations
@@ -12,17 +14,22 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import yaml
 
+from dscoder.config import ConfigError, Settings
 from dscoder.model import PRESETS
 
 SCHEDULES = ("step3", "cosine", "constant")
+DEFAULT_WORLD_SIZE = 1
+"""Ranks of a trainer started without torchrun's WORLD_SIZE (one plain process)."""
 
 
-@dataclass(kw_only=True)
-class TrainConfig:
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings(Settings):
+    section: ClassVar[str] = "train"
+
     # ---- paths (the stage layer passes its DVC deps/outs here) ----
     tokens_dir: str = ""
     """Token directory: `train.bin`, `val.bin` (flat uint16/uint32 streams) and `meta.json`
@@ -128,59 +135,49 @@ class TrainConfig:
     """dtype of the exported weights: "float32" or "bfloat16"."""
 
     def validate(self, *, world_size: int | None = None) -> None:
-        """Raise ValueError naming the first bad parameter. With `world_size`, also check that
-        the global batch splits into micro batches over the ranks."""
-        if not self.tokens_dir:
-            raise ValueError("tokens_dir is required")
+        """Raise ConfigError naming the first bad parameter (`train.<key>`). With `world_size`,
+        also check that the global batch splits into micro batches over the ranks."""
+        need = self.require
+        need(bool(self.tokens_dir), "tokens_dir", "is required")
         tokens = Path(self.tokens_dir)
         for name in ("meta.json", "train.bin"):
-            if not (tokens / name).is_file():
-                raise ValueError(f"tokens_dir {str(tokens)!r} has no {name}")
-        if (tokens / "train.bin").stat().st_size == 0:
-            raise ValueError(f"tokens_dir {str(tokens)!r}: train.bin is empty (no training data; see the packing report)")
-        if self.loss_mask and not (tokens / "train.mask.bin").is_file():
-            raise ValueError(f"loss_mask is set but tokens_dir {str(tokens)!r} has no train.mask.bin")
+            need((tokens / name).is_file(), "tokens_dir", f"{str(tokens)!r} has no {name}")
+        need((tokens / "train.bin").stat().st_size > 0, "tokens_dir",
+             f"{str(tokens)!r}: train.bin is empty (no training data; see the packing report)")
+        need(not self.loss_mask or (tokens / "train.mask.bin").is_file(), "loss_mask",
+             f"is set but tokens_dir {str(tokens)!r} has no train.mask.bin")
         if self.init_from:
-            if not (Path(self.init_from) / "config.json").is_file():
-                raise ValueError(f"init_from {self.init_from!r} is not a Hugging Face model directory")
-        elif self.model_preset not in PRESETS:
-            raise ValueError(f"model_preset {self.model_preset!r} unknown; choose from {sorted(PRESETS)}")
-        if self.rope_theta and not self.rope_scaling_factor:
-            raise ValueError("rope_theta is set without rope_scaling_factor")
-        if self.rope_scaling_factor and self.rope_scaling_factor < 1:
-            raise ValueError(f"rope_scaling_factor must be >= 1, got {self.rope_scaling_factor}")
-        if self.tokenizer_dir and not Path(self.tokenizer_dir).is_dir():
-            raise ValueError(f"tokenizer_dir {self.tokenizer_dir!r} is not a directory")
-        _positive(self, "global_batch_size", "micro_batch_size", "max_steps", "log_every")
-        _non_negative(
-            self, "seq_len", "eval_sequences", "warmup_steps", "eval_every", "checkpoint_every",
-            "keep_checkpoints", "stop_after_step", "weight_decay", "grad_clip", "seed", "peak_flops",
-        )
-        if self.seq_len == 1:
-            raise ValueError("seq_len must be at least 2 (inputs and next-token targets)")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r} unknown; choose from {SCHEDULES}")
-        if len(self.step_fractions) != len(self.step_multipliers):
-            raise ValueError("step_fractions and step_multipliers must have the same length")
-        if list(self.step_fractions) != sorted(self.step_fractions) or any(not 0 < f < 1 for f in self.step_fractions):
-            raise ValueError(f"step_fractions must be increasing and inside (0, 1), got {self.step_fractions}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+            need((Path(self.init_from) / "config.json").is_file(), "init_from",
+                 f"{self.init_from!r} is not a Hugging Face model directory")
+        else:
+            need(self.model_preset in PRESETS, "model_preset", f"{self.model_preset!r} unknown; choose from {sorted(PRESETS)}")
+        need(not self.rope_theta or bool(self.rope_scaling_factor), "rope_theta", "is set without rope_scaling_factor")
+        need(not self.rope_scaling_factor or self.rope_scaling_factor >= 1, "rope_scaling_factor",
+             f"must be >= 1, got {self.rope_scaling_factor}")
+        need(not self.tokenizer_dir or Path(self.tokenizer_dir).is_dir(), "tokenizer_dir",
+             f"{self.tokenizer_dir!r} is not a directory")
+        for name in ("global_batch_size", "micro_batch_size", "max_steps", "log_every"):
+            need(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+        for name in ("seq_len", "eval_sequences", "warmup_steps", "eval_every", "checkpoint_every", "keep_checkpoints",
+                     "stop_after_step", "weight_decay", "grad_clip", "seed", "peak_flops"):
+            need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        need(self.seq_len != 1, "seq_len", "must be at least 2 (inputs and next-token targets)")
+        need(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        need(self.schedule in SCHEDULES, "schedule", f"{self.schedule!r} unknown; choose from {SCHEDULES}")
+        need(len(self.step_fractions) == len(self.step_multipliers), "step_multipliers",
+             "step_fractions and step_multipliers must have the same length")
+        need(list(self.step_fractions) == sorted(self.step_fractions) and all(0 < f < 1 for f in self.step_fractions),
+             "step_fractions", f"must be increasing and inside (0, 1), got {self.step_fractions}")
+        need(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
         for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device {self.device!r} unknown; choose auto, cpu or cuda")
-        if self.mixed_precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"mixed_precision {self.mixed_precision!r} unknown; choose auto, bf16 or fp32")
-        if self.export_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"export_dtype {self.export_dtype!r} unknown; choose float32 or bfloat16")
-        if self.global_batch_size % self.micro_batch_size:
-            raise ValueError(
-                f"global_batch_size {self.global_batch_size} is not divisible by micro_batch_size {self.micro_batch_size}"
-            )
+            need(0 <= getattr(self, name) < 1, name, f"must be in [0, 1), got {getattr(self, name)}")
+        need(self.device in ("auto", "cpu", "cuda"), "device", f"{self.device!r} unknown; choose auto, cpu or cuda")
+        need(self.mixed_precision in ("auto", "bf16", "fp32"), "mixed_precision",
+             f"{self.mixed_precision!r} unknown; choose auto, bf16 or fp32")
+        need(self.export_dtype in ("float32", "bfloat16"), "export_dtype",
+             f"{self.export_dtype!r} unknown; choose float32 or bfloat16")
+        need(self.global_batch_size % self.micro_batch_size == 0, "global_batch_size",
+             f"{self.global_batch_size} is not divisible by micro_batch_size {self.micro_batch_size}")
         if world_size is not None:
             self.validate_batch(world_size)
 
@@ -191,60 +188,38 @@ class TrainConfig:
 
     def validate_batch(self, world_size: int) -> None:
         """Fail fast unless the global batch splits into micro batches over `world_size` ranks."""
-        if self.global_batch_size % (self.micro_batch_size * world_size):
-            raise ValueError(
-                f"global_batch_size {self.global_batch_size} is not divisible by "
-                f"micro_batch_size {self.micro_batch_size} x world size {world_size}"
-            )
+        self.require(self.global_batch_size % (self.micro_batch_size * world_size) == 0, "global_batch_size",
+                     f"{self.global_batch_size} is not divisible by micro_batch_size {self.micro_batch_size} "
+                     f"x world size {world_size}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _positive(cfg: TrainConfig, *names: str) -> None:
-    for name in names:
-        if not getattr(cfg, name) > 0:
-            raise ValueError(f"{name} must be > 0, got {getattr(cfg, name)}")
+    @classmethod
+    def from_dict(cls, section: dict[str, Any] | None, where: str | None = None, *, validate: bool = True) -> Self:
+        """Settings from a mapping, numbers converted as `_coerce` says; unknown keys, wrong
+        types and (with `validate`) bad values raise ConfigError naming `where.key`."""
+        section = {name: _coerce(name, value) for name, value in (section or {}).items()}
+        return super().from_dict(section, where, validate=validate)
 
 
-def _non_negative(cfg: TrainConfig, *names: str) -> None:
-    for name in names:
-        if getattr(cfg, name) < 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
-
-
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """A TrainConfig from a mapping; unknown keys raise ValueError naming them."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown train config parameter(s): {', '.join(unknown)}")
-    return TrainConfig(**{name: _coerce(name, value) for name, value in data.items()})
-
-
-_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+_TYPES = {f.name: f.type for f in dataclasses.fields(TrainSettings)}
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """Check a value against its field's type, converting what YAML or the command line
-    leaves as the wrong kind of number ("3e-4" is a string to YAML 1.1; 1 is an int)."""
-    kind = _TYPES[name]
+    """What YAML or the command line leaves as the wrong kind of number, converted ("3e-4" is
+    a string to YAML 1.1; 1 is an int; `checkpoint_dir=` is None); anything else unchanged,
+    for `Settings.from_dict` to check."""
+    kind = _TYPES.get(name)
     try:
         if kind == "float" and not isinstance(value, bool):
             return float(value)
         if kind == "int" and not isinstance(value, bool) and float(value) == int(float(value)):
             return int(float(value))
-        if kind == "bool" and isinstance(value, bool):
-            return value
-        if kind == "str" and (value is None or isinstance(value, str)):
-            return value or ""  # `checkpoint_dir=` on the command line: off
-        if kind.startswith("list") and isinstance(value, (list, tuple)):
+        if kind == "str" and value is None:
+            return ""  # `checkpoint_dir=` on the command line: off
+        if kind is not None and kind.startswith("list") and isinstance(value, (list, tuple)):
             return [float(v) for v in value]
-        if kind.startswith("dict") and isinstance(value, dict):
-            return value
     except (TypeError, ValueError):
         pass
-    raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
@@ -269,14 +244,14 @@ def _split(item: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw)
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | dict[str, Any] = ()) -> TrainConfig:
-    """Read a JSON or YAML file (YAML is a superset), apply overrides, return the config
-    (not yet validated: `validate()` touches the file system)."""
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | dict[str, Any] = ()) -> TrainSettings:
+    """Read a JSON or YAML file (YAML is a superset), apply overrides, return the settings
+    (names and types checked; values not yet validated: `validate()` touches the file system)."""
     data: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text()
         loaded = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
         if not isinstance(loaded, dict):
-            raise ValueError(f"train config {str(path)!r} is not a mapping")
+            raise ConfigError(f"train: {str(path)!r} is not a mapping")
         data = loaded
-    return config_from_dict(apply_overrides(data, overrides))
+    return TrainSettings.from_dict(apply_overrides(data, overrides), validate=False)

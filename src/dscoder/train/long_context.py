@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dscoder.train.config import config_from_dict
+from dscoder.train.config import TrainSettings
 from dscoder.train.schedule import final_lr
 
 
@@ -20,7 +20,7 @@ def long_context_overrides(
     rope_theta: float = 100000.0,
     lr: float | None = None,
 ) -> dict[str, Any]:
-    """TrainConfig fields for the long-context stage (merge them over its own settings).
+    """TrainSettings fields for the long-context stage (merge them over its own settings).
 
     `lr` defaults to the final LR of the run that made `base_model_dir`, read from the
     `train_config.json` every dscoder export carries ("LR equal to the end of pretraining";
@@ -35,7 +35,7 @@ def long_context_overrides(
         made_by = base / "train_config.json"
         if not made_by.is_file():
             raise ValueError(f"lr is required: {str(base)!r} has no train_config.json to read the final LR from")
-        lr = final_lr(config_from_dict(json.loads(made_by.read_text())))
+        lr = final_lr(TrainSettings.from_dict(json.loads(made_by.read_text()), validate=False))
     return {
         "init_from": str(base),
         "rope_scaling_factor": float(factor),

@@ -21,7 +21,7 @@ from dscoder.io import write_json
 from dscoder.model import build_config, build_model, count_params, describe, flops_per_token, with_long_context
 from dscoder.progress import make_bar
 from dscoder.train.checkpoint import latest_checkpoint, load_checkpoint, read_metrics_rows, save_checkpoint
-from dscoder.train.config import TrainConfig
+from dscoder.train.config import TrainSettings
 from dscoder.train.data import IGNORE_INDEX, BatchStream, TokenBlocks, eval_batches, read_meta
 from dscoder.train.export import export_hf
 from dscoder.train.distributed import DistEnv, init_distributed, on_rank0
@@ -33,7 +33,7 @@ from dscoder.train.resume import CheckpointMismatch, changed_settings, checkpoin
 from dscoder.train.schedule import lr_at
 
 
-def model_config(cfg: TrainConfig, vocab_size: int) -> LlamaConfig:
+def model_config(cfg: TrainSettings, vocab_size: int) -> LlamaConfig:
     """The model's config: a preset sized to the token vocabulary, or `init_from`'s; then
     the long-context RoPE change when asked (Sec. 3.6)."""
     if cfg.init_from:
@@ -47,7 +47,7 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> LlamaConfig:
     return config
 
 
-def build_sharded_model(cfg: TrainConfig, config: LlamaConfig, env: DistEnv) -> torch.nn.Module:
+def build_sharded_model(cfg: TrainSettings, config: LlamaConfig, env: DistEnv) -> torch.nn.Module:
     """The model built on the meta device (no memory), wrapped (AC, compile, FSDP2), then
     materialised shard by shard: each rank allocates only its shard and fills it with fresh
     weights (the same whatever the world size) or its rows of `init_from`'s safetensors."""
@@ -71,7 +71,7 @@ def build_sharded_model(cfg: TrainConfig, config: LlamaConfig, env: DistEnv) -> 
     return model
 
 
-def build_optimizer(cfg: TrainConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(cfg: TrainSettings, model: torch.nn.Module, device: torch.device) -> torch.optim.AdamW:
     """AdamW (Sec. 3.4: betas 0.9, 0.95); weight decay on matrices only (nanoGPT's rule:
     norms are left alone)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -128,7 +128,7 @@ def set_seeds(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resumable_key(cfg: TrainConfig, checkpoint: Path | None) -> dict[str, Any]:
+def resumable_key(cfg: TrainSettings, checkpoint: Path | None) -> dict[str, Any]:
     """This run's resume key; ValueError naming what changed when `checkpoint` was made
     with another (resuming it would silently give a different run)."""
     key = resume_key(cfg)
@@ -141,7 +141,7 @@ def resumable_key(cfg: TrainConfig, checkpoint: Path | None) -> dict[str, Any]:
     return key
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
+def train(cfg: TrainSettings) -> dict[str, Any]:
     """Train (or resume) per `cfg`; export and summarise when max_steps is reached.
     Collective: every rank calls it. Returns the summary (also written to summary_path).
     Rank 0 holds the checkpoint folder's lock throughout: a second trainer on the same
@@ -165,7 +165,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             lock.release()
 
 
-def run(cfg: TrainConfig, env: DistEnv, meta: dict[str, Any], seq_len: int, started: float) -> dict[str, Any]:
+def run(cfg: TrainSettings, env: DistEnv, meta: dict[str, Any], seq_len: int, started: float) -> dict[str, Any]:
     """The loop proper, inside a joined process group that owns the checkpoint folder."""
     log = print if env.is_main else (lambda *a, **k: None)
 

@@ -41,7 +41,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -68,6 +68,8 @@ Text = tuple[str, str]  # (repo_id or "file:<path>", text)
 
 @dataclass(frozen=True, kw_only=True)
 class MixtureParams(Settings):
+    section: ClassVar[str] = "mixture"
+
     weights: dict[str, float] = field(default_factory=lambda: dict(TABLE9_WEIGHTS))
     """Source -> weight (normalised); Table 9 by default. Keys from code, markdown, nl_code,
     nl_math, general."""

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dscoder.train.config import TrainConfig
+from dscoder.train.config import TrainSettings
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
@@ -86,7 +86,7 @@ def content_hash(directory: str | Path, names: tuple[str, ...] | None = None) ->
     return "files:" + hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
 
 
-def resume_key(cfg: TrainConfig) -> dict[str, Any]:
+def resume_key(cfg: TrainSettings) -> dict[str, Any]:
     """What a checkpoint must have been made with to be resumed by `cfg` (JSON-able)."""
     key = {k: v for k, v in cfg.to_dict().items() if k not in NEUTRAL}
     key["tokens_dir"] = content_hash(cfg.tokens_dir, TOKEN_FILES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from dscoder.train.config import TrainConfig
+from dscoder.train.config import TrainSettings
 
 
 def step3_multiplier(step: int, max_steps: int, fractions: Sequence[float], multipliers: Sequence[float]) -> float:
@@ -25,7 +25,7 @@ def cosine_multiplier(step: int, warmup_steps: int, max_steps: int, min_ratio: f
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
+def lr_at(cfg: TrainSettings, step: int) -> float:
     """LR for optimizer step `step` (0-based): linear warm-up to `cfg.lr` over
     `warmup_steps`, then the chosen schedule."""
     if step < cfg.warmup_steps:
@@ -37,6 +37,6 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr
 
 
-def final_lr(cfg: TrainConfig) -> float:
+def final_lr(cfg: TrainSettings) -> float:
     """The LR of the last step: what Sec. 3.6 continues with for long-context training."""
     return lr_at(cfg, cfg.max_steps - 1)

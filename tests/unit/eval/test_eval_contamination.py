@@ -1,4 +1,4 @@
-"""The contamination view of an evaluation score (issue 10, item 3)."""
+"""The contamination view of an evaluation score."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from dscoder.eval.fim_infill import (
     mask_each_line,
     repo_fim_tasks,
 )
-from dscoder.eval.generate import GenerationConfig
+from dscoder.eval.generate import GenerationSettings
 from dscoder.eval.humaneval import load_humaneval
 from dscoder.eval.pal import evaluate_pal, load_gsm8k, pal_prompt, parse_number
 
@@ -52,7 +52,7 @@ def test_repo_tasks_are_seeded():
 def test_evaluate_fim_runs_the_model(tiny_lm):
     model, tok = tiny_lm
     tasks = humaneval_fim_tasks(load_humaneval()[:1])[:3]
-    metrics, preds = evaluate_fim(model, tok, tasks, config=GenerationConfig(max_new_tokens=6))
+    metrics, preds = evaluate_fim(model, tok, tasks, config=GenerationSettings(max_new_tokens=6))
     assert len(preds) == 3 and all("\n" not in p for p in preds)
     assert 0.0 <= metrics["exact_match"] <= 1.0
 

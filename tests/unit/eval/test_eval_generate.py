@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dscoder.config import ConfigError
 from dscoder.eval.generate import (
-    GenerationConfig,
+    GenerationSettings,
     chat_prompt,
     generate_completions,
     truncate_at_stop,
@@ -17,9 +18,9 @@ PROMPTS = ["def add(a, b):\n", "x = [", "print(", "import os\n# comment\ndef f(x
 
 def test_greedy_is_deterministic_and_batch_independent(tiny_lm):
     model, tok = tiny_lm
-    cfg = GenerationConfig(max_new_tokens=8, batch_size=4)
+    cfg = GenerationSettings(max_new_tokens=8, batch_size=4)
     a = generate_completions(model, tok, PROMPTS, cfg)
-    b = generate_completions(model, tok, PROMPTS, GenerationConfig(max_new_tokens=8, batch_size=1))
+    b = generate_completions(model, tok, PROMPTS, GenerationSettings(max_new_tokens=8, batch_size=1))
     assert a == b
     assert [len(x) for x in a] == [1] * 4
     assert generate_completions(model, tok, PROMPTS, cfg) == a
@@ -27,7 +28,7 @@ def test_greedy_is_deterministic_and_batch_independent(tiny_lm):
 
 def test_sampling_gives_n_seeded_samples(tiny_lm):
     model, tok = tiny_lm
-    cfg = GenerationConfig(max_new_tokens=6, num_samples=3, temperature=1.0, seed=7)
+    cfg = GenerationSettings(max_new_tokens=6, num_samples=3, temperature=1.0, seed=7)
     a = generate_completions(model, tok, PROMPTS[:2], cfg)
     assert [len(x) for x in a] == [3, 3]
     assert generate_completions(model, tok, PROMPTS[:2], cfg) == a
@@ -35,10 +36,10 @@ def test_sampling_gives_n_seeded_samples(tiny_lm):
 
 def test_stop_sequences_cut_completions(tiny_lm):
     model, tok = tiny_lm
-    free = generate_completions(model, tok, PROMPTS, GenerationConfig(max_new_tokens=12))
+    free = generate_completions(model, tok, PROMPTS, GenerationSettings(max_new_tokens=12))
     stop = [c[0][2:4] for c in free if len(c[0]) >= 4][:1]
     assert stop, "the random model generated nothing to stop on"
-    cut = generate_completions(model, tok, PROMPTS, GenerationConfig(max_new_tokens=12),
+    cut = generate_completions(model, tok, PROMPTS, GenerationSettings(max_new_tokens=12),
                                stop=stop)
     for full, short in zip(free, cut):
         assert stop[0] not in short[0]
@@ -48,11 +49,11 @@ def test_stop_sequences_cut_completions(tiny_lm):
 
 def test_chat_template_used_when_present(tiny_lm, chat_tokenizer):
     _, tok = tiny_lm
-    assert not uses_chat(tok, GenerationConfig())
-    assert uses_chat(chat_tokenizer, GenerationConfig())
-    assert not uses_chat(chat_tokenizer, GenerationConfig(chat="never"))
-    with pytest.raises(ValueError):
-        uses_chat(tok, GenerationConfig(chat="always"))
+    assert not uses_chat(tok, GenerationSettings())
+    assert uses_chat(chat_tokenizer, GenerationSettings())
+    assert not uses_chat(chat_tokenizer, GenerationSettings(chat="never"))
+    with pytest.raises(ConfigError, match=r"^evaluate\.chat: 'always' but the tokenizer has no chat_template"):
+        uses_chat(tok, GenerationSettings(chat="always"))
     text = chat_prompt(chat_tokenizer, "Write add.")
     assert text == "### user:\nWrite add.\n### assistant:\n"
 
@@ -60,10 +61,10 @@ def test_chat_template_used_when_present(tiny_lm, chat_tokenizer):
 @pytest.mark.parametrize("field,value", [("num_samples", 0), ("temperature", -1.0),
                                          ("top_p", 0.0), ("chat", "x"), ("max_new_tokens", 0)])
 def test_validate_names_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
-        GenerationConfig(**{field: value}).validate()
-    with pytest.raises(ValueError, match="num_samples"):
-        GenerationConfig(num_samples=2).validate()
+    with pytest.raises(ConfigError, match=rf"^evaluate\.{field}: "):
+        GenerationSettings(**{field: value}).validate()
+    with pytest.raises(ConfigError, match=r"^evaluate\.num_samples: > 1 needs temperature > 0"):
+        GenerationSettings(num_samples=2).validate()
 
 
 def test_generate_for_problems_end_to_end(tiny_lm, chat_tokenizer):
@@ -71,7 +72,7 @@ def test_generate_for_problems_end_to_end(tiny_lm, chat_tokenizer):
 
     model, tok = tiny_lm
     problems = load_humaneval()[:2]
-    cfg = GenerationConfig(max_new_tokens=4)
+    cfg = GenerationSettings(max_new_tokens=4)
     completions, chat = generate_for_problems(model, tok, problems, cfg)
     assert not chat and [len(c) for c in completions] == [1, 1]
     report = evaluate_completions(problems, completions, allow_execution=True)

@@ -16,9 +16,9 @@ from dscoder.eval.humaneval import (
     program_for,
 )
 from dscoder.eval.passk import mean_pass_at_k, pass_at_k
-from dscoder.eval.sandbox import SandboxConfig
+from dscoder.eval.sandbox import SandboxSettings
 
-CONFIG = SandboxConfig(workers=4, timeout_s=20)
+CONFIG = SandboxSettings(workers=4, timeout_s=20)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_broken_solutions_fail(problems):
               ["    while True: pass\n"]]
     completions = [broken[i % len(broken)] for i in range(len(subset))]
     report = evaluate_completions(subset, completions, allow_execution=True,
-                                  config=SandboxConfig(workers=4, timeout_s=1))
+                                  config=SandboxSettings(workers=4, timeout_s=1))
     assert report.pass_at_k == {"pass@1": 0.0}
     assert report.status_counts.get("timeout") == 5
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dscoder.eval.sandbox import SandboxConfig, probe_layers, run_program, run_programs
+from dscoder.config import ConfigError
+from dscoder.eval.sandbox import SandboxSettings, probe_layers, run_program, run_programs
 
 
 def test_execution_is_opt_in():
@@ -28,7 +29,7 @@ def test_statuses():
 
 def test_parallel_results_keep_input_order():
     progs = [f"print({i})\nassert {i} % 2 == 0\n" for i in range(6)]
-    results = run_programs(progs, SandboxConfig(workers=3), allow_execution=True)
+    results = run_programs(progs, SandboxSettings(workers=3), allow_execution=True)
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(6)]
     assert [r.passed for r in results] == [i % 2 == 0 for i in range(6)]
 
@@ -49,8 +50,8 @@ def test_layers_reported():
 @pytest.mark.parametrize("field,value", [("timeout_s", 0), ("workers", 0), ("isolation", "x"),
                                          ("memory_mb", -1), ("cpu_s", 0)])
 def test_validate_names_the_bad_parameter(field, value):
-    with pytest.raises(ValueError, match=field):
-        SandboxConfig(**{field: value}).validate()
+    with pytest.raises(ConfigError, match=rf"^evaluate\.sandbox\.{field}: "):
+        SandboxSettings(**{field: value}).validate()
 
 
 def test_a_dead_zygote_is_reported_not_hung():
@@ -69,5 +70,5 @@ def test_a_dead_zygote_is_reported_not_hung():
 
 def test_random_state_is_not_shared_between_runs():
     prog = "import random\nprint(random.random())\n"
-    a, b = run_programs([prog, prog], SandboxConfig(workers=1), allow_execution=True)
+    a, b = run_programs([prog, prog], SandboxSettings(workers=1), allow_execution=True)
     assert a.passed and b.passed and a.stdout != b.stdout

@@ -18,7 +18,7 @@ import pytest
 
 import dscoder
 from dscoder.eval.sandbox import (
-    SandboxConfig,
+    SandboxSettings,
     probe_layers,
     processes_of_uid,
     run_program,
@@ -54,7 +54,7 @@ def host(tmp_path):
 
 
 def run_evil(source: str, mode: str, **overrides):
-    config = SandboxConfig(isolation=mode, timeout_s=overrides.pop("timeout_s", 1.0),
+    config = SandboxSettings(isolation=mode, timeout_s=overrides.pop("timeout_s", 1.0),
                            **overrides)
     result = run_program(textwrap.dedent(source), config, allow_execution=True)
     assert surviving_processes(result.sandbox_id) == [], "a sandbox process survived"

@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from dscoder.eval.sandbox import SandboxConfig, probe_layers, run_program, surviving_processes
+from dscoder.eval.sandbox import SandboxSettings, probe_layers, run_program, surviving_processes
 
 NAMESPACES = "mnt" in probe_layers()
 MODES = (["namespaces"] if NAMESPACES else []) + ["basic"]
@@ -38,7 +38,7 @@ def spray(fd):
 
 def forge(body: str, mode: str, **overrides):
     secret = secrets.token_hex(12)
-    config = SandboxConfig(isolation=mode, timeout_s=overrides.pop("timeout_s", 3.0),
+    config = SandboxSettings(isolation=mode, timeout_s=overrides.pop("timeout_s", 3.0),
                            **overrides)
     program = WRONG + "import os, re, sys\n" + FORGE_LINES + textwrap.dedent(body)
     r = run_program(program, config, tests=f"assert f() == {secret!r}\n", allow_execution=True)
@@ -50,9 +50,9 @@ def forge(body: str, mode: str, **overrides):
 @pytest.mark.parametrize("mode", MODES)
 def test_control_a_correct_program_passes_and_a_wrong_one_fails(mode):
     tests = "assert f() == 'right'\n"
-    ok = run_program("def f():\n    return 'right'\n", SandboxConfig(isolation=mode),
+    ok = run_program("def f():\n    return 'right'\n", SandboxSettings(isolation=mode),
                      tests=tests, allow_execution=True)
-    bad = run_program(WRONG, SandboxConfig(isolation=mode), tests=tests, allow_execution=True)
+    bad = run_program(WRONG, SandboxSettings(isolation=mode), tests=tests, allow_execution=True)
     assert ok.passed, ok
     assert bad.status == "failed" and "AssertionError" in bad.stderr
 
@@ -289,5 +289,5 @@ def test_shadowing_the_builtins_the_tests_compare_with(mode):
     program = ("def f():\n    return 5\n\ndef abs(x):\n    return 0\n\n"
                "def isinstance(*a):\n    return True\n\nlen = lambda x: 3\n")
     tests = "assert abs(f() - 2) < 1e-9\nassert isinstance(f(), str)\nassert len([f()]) == 3\n"
-    r = run_program(program, SandboxConfig(isolation=mode), tests=tests, allow_execution=True)
+    r = run_program(program, SandboxSettings(isolation=mode), tests=tests, allow_execution=True)
     assert r.status == "failed" and "AssertionError" in r.stderr

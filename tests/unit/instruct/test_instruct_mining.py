@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 
-from dscoder.data.decontam import BenchmarkIndex, BenchmarkString, DecontamParams
-from dscoder.instruct.dataset import InstructDataParams, build_instruct_data, read_examples, write_instruct_data
-from dscoder.instruct.mining import MiningParams, clean_comment, mine_repos
+from dscoder.data.decontam import BenchmarkIndex, BenchmarkString, DecontamSettings
+from dscoder.instruct.dataset import InstructDataSettings, build_instruct_data, read_examples, write_instruct_data
+from dscoder.instruct.mining import MiningSettings, clean_comment, mine_repos
 
 from .conftest import repo_row
 
@@ -85,7 +85,7 @@ def _rows():
 
 
 def test_mining_finds_the_documented_functions():
-    res = mine_repos(_rows(), MiningParams(min_doc_words=3))
+    res = mine_repos(_rows(), MiningSettings(min_doc_words=3))
     found = {(e.language, e.path, e.messages[1]["content"].split("\n")[1]) for e in res.examples}
     assert found == {
         ("python", "pkg/geo.py", "def area(r):"),
@@ -107,8 +107,8 @@ def test_mining_finds_the_documented_functions():
 
 def test_cap_and_determinism():
     rows = _rows()
-    a = mine_repos(rows, MiningParams(min_doc_words=3, max_per_repo=1))
-    b = mine_repos(rows, MiningParams(min_doc_words=3, max_per_repo=1))
+    a = mine_repos(rows, MiningSettings(min_doc_words=3, max_per_repo=1))
+    b = mine_repos(rows, MiningSettings(min_doc_words=3, max_per_repo=1))
     assert [e.to_json() for e in a.examples] == [e.to_json() for e in b.examples]
     assert sorted(e.repo_id for e in a.examples) == ["r1", "r2"]
     assert a.stats["skipped:repo_cap"] == 3
@@ -124,8 +124,8 @@ def test_build_splits_by_repo_decontaminates_and_writes(tmp_path):
     user = tmp_path / "u.jsonl"
     user.write_text('{"instruction": "Explain closures in Python.", "output": "A closure captures variables."}\n{"bad"\n')
     strings = [BenchmarkString("bench", "task/1", "docstring", "Return the area of a circle of radius r")]
-    index = BenchmarkIndex(strings, DecontamParams(benchmarks=()))
-    params = InstructDataParams.from_dict({"files": [{"name": "user", "path": str(user)}], "val_fraction": 0.3,
+    index = BenchmarkIndex(strings, DecontamSettings(benchmarks=()))
+    params = InstructDataSettings.from_dict({"files": [{"name": "user", "path": str(user)}], "val_fraction": 0.3,
                                            "mining": {"min_doc_words": 3}}, "instruct_data")
     data = build_instruct_data(rows, params, index)
     train_repos = {e.repo_id for e in data.train}

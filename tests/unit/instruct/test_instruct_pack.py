@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dscoder.instruct.instruct_pack import InstructPackParams, pack_instructions
+from dscoder.instruct.instruct_pack import InstructPackSettings, pack_instructions
 from dscoder.instruct.records import Example
 from dscoder.instruct.template import EOT
 from dscoder.train.data import IGNORE_INDEX, TokenBlocks
@@ -19,7 +19,7 @@ def _ex(i: int, answer_len: int = 1) -> Example:
 def test_packed_tokens_and_masks_feed_the_trainer(tmp_path, dscoder_tok, mode):
     train = [_ex(i) for i in range(12)] + [_ex(99, answer_len=400)]  # the last one cannot fit
     meta = pack_instructions(train, [_ex(100 + i) for i in range(4)], dscoder_tok, tmp_path / "tok",
-                             InstructPackParams(seq_len=512, mode=mode))
+                             InstructPackSettings(seq_len=512, mode=mode))
     assert meta["splits"]["train"]["too_long"] == 1 and [a["reason"] for a in meta["audit"]] == ["too_long"]
     blocks = TokenBlocks(tmp_path / "tok", "train", 512, loss_mask=True)
     assert len(blocks) == meta["splits"]["train"]["blocks"] >= 1
@@ -41,6 +41,6 @@ def test_packed_tokens_and_masks_feed_the_trainer(tmp_path, dscoder_tok, mode):
 def test_pack_is_deterministic(tmp_path, dscoder_tok):
     train = [_ex(i) for i in range(8)]
     for d in ("a", "b"):
-        pack_instructions(train, train[:2], dscoder_tok, tmp_path / d, InstructPackParams(seq_len=512))
+        pack_instructions(train, train[:2], dscoder_tok, tmp_path / d, InstructPackSettings(seq_len=512))
     for name in ("train.bin", "train.mask.bin", "val.bin", "val.mask.bin", "meta.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

@@ -53,7 +53,7 @@ def test_special_ids_are_fixed_and_documented(tok, tok_dir):
     assert tk.special_token_ids(tok) == tk.SPECIAL_IDS
     assert tk.SPECIAL_IDS["bos"] == 0 and tk.SPECIAL_IDS["eos"] == 1 and tk.SPECIAL_IDS["pad"] == 2
     assert [tk.SPECIAL_IDS[n] for n in ("fim_begin", "fim_hole", "fim_end", "eot")] == [3, 4, 5, 6]
-    assert tk.SPECIAL_TOKENS["fim_begin"] == "<｜fim▁begin｜>"  # the released spelling (RECIPE §2)
+    assert tk.SPECIAL_TOKENS["fim_begin"] == "<｜fim▁begin｜>"  # the released spelling (docs/recipe.md §2)
     saved = json.loads((tok_dir / "params.json").read_text())
     assert saved["special_ids"] == tk.SPECIAL_IDS
     assert saved["training"]["vocab_size_actual"] == tok.get_vocab_size(with_added_tokens=True) == 800

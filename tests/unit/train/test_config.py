@@ -4,15 +4,16 @@ import json
 
 import pytest
 
-from dscoder.train import TrainConfig, load_config
+from dscoder.config import ConfigError
+from dscoder.train import TrainSettings, load_config
 
 
-def good(tokens_dir, **kw) -> TrainConfig:
-    return TrainConfig(**{"tokens_dir": str(tokens_dir), "global_batch_size": 8, "micro_batch_size": 2, **kw})
+def good(tokens_dir, **kw) -> TrainSettings:
+    return TrainSettings(**{"tokens_dir": str(tokens_dir), "global_batch_size": 8, "micro_batch_size": 2, **kw})
 
 
 def test_defaults_are_the_recipe():
-    c = TrainConfig()
+    c = TrainSettings()
     assert (c.beta1, c.beta2, c.warmup_steps, c.schedule) == (0.9, 0.95, 2000, "step3")
     assert c.step_fractions == [0.8, 0.9] and c.step_multipliers[1] == 0.1
 
@@ -45,22 +46,25 @@ def test_valid_config_passes(tokens_dir):
     ],
 )
 def test_bad_parameter_is_named(tokens_dir, kw, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ConfigError, match=rf"^train\.{name}: "):
         good(tokens_dir, **kw).validate()
+    with pytest.raises(ConfigError, match=rf"^pretrain\.{name}: "):  # built for a stage: the stage's name
+        TrainSettings.from_dict({"tokens_dir": str(tokens_dir), "global_batch_size": 8, "micro_batch_size": 2, **kw},
+                                "pretrain")
 
 
 def test_batch_not_divisible_by_world(tokens_dir):
     c = good(tokens_dir, global_batch_size=6, micro_batch_size=2)
     c.validate(world_size=1)
-    with pytest.raises(ValueError, match="global_batch_size 6 .* world size 2"):
+    with pytest.raises(ConfigError, match=r"^train\.global_batch_size: 6 .* world size 2"):
         c.validate(world_size=2)
 
 
 def test_missing_tokens(tmp_path):
-    with pytest.raises(ValueError, match="tokens_dir is required"):
-        TrainConfig().validate()
-    with pytest.raises(ValueError, match="tokens_dir .* has no meta.json"):
-        TrainConfig(tokens_dir=str(tmp_path)).validate()
+    with pytest.raises(ConfigError, match=r"^train\.tokens_dir: is required"):
+        TrainSettings().validate()
+    with pytest.raises(ConfigError, match=r"^train\.tokens_dir: .* has no meta.json"):
+        TrainSettings(tokens_dir=str(tmp_path)).validate()
 
 
 def test_load_json_and_yaml_with_overrides(tmp_path, tokens_dir):
@@ -74,11 +78,11 @@ def test_load_json_and_yaml_with_overrides(tmp_path, tokens_dir):
 
 
 def test_unknown_and_mistyped_keys_are_named(tmp_path):
-    with pytest.raises(ValueError, match="learning_rate"):
+    with pytest.raises(ConfigError, match=r"^train\.learning_rate: unknown parameter"):
         load_config(None, ["learning_rate=1"])
-    with pytest.raises(ValueError, match="max_steps must be int"):
+    with pytest.raises(ConfigError, match=r"^train\.max_steps: expected int, got 2\.5"):
         load_config(None, ["max_steps=2.5"])
-    with pytest.raises(ValueError, match="shuffle must be bool"):
+    with pytest.raises(ConfigError, match=r"^train\.shuffle: expected bool, got 'yes please'"):
         load_config(None, {"shuffle": "yes please"})
     with pytest.raises(ValueError, match="key=value"):
         load_config(None, ["max_steps"])

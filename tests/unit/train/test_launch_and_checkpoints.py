@@ -25,8 +25,12 @@ def test_multi_node_needs_a_rendezvous(monkeypatch):
     assert "--rdzv_endpoint=10.0.0.1:29500" in torchrun_command("c.json", 8, 4)
 
 
-def test_omp_threads_are_set_deliberately():
-    assert torchrun_env(2, base={})["OMP_NUM_THREADS"] >= "1"
+def test_omp_threads_are_set_deliberately(monkeypatch):
+    import dscoder.train.launch as launch
+
+    for cores, nproc, threads in [(16, 2, 8), (16, 3, 5), (1, 2, 1), (None, 4, 1)]:
+        monkeypatch.setattr(launch.os, "cpu_count", lambda: cores)
+        assert int(torchrun_env(nproc, base={})["OMP_NUM_THREADS"]) == threads  # the cores split over the ranks
     assert torchrun_env(2, omp_num_threads=3, base={"OMP_NUM_THREADS": "9"})["OMP_NUM_THREADS"] == "3"
 
 

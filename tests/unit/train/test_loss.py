@@ -1,4 +1,4 @@
-"""The loss counts exactly the unmasked next-token targets (instruction tuning, issue 7)."""
+"""The loss counts exactly the unmasked next-token targets (instruction tuning)."""
 
 import numpy as np
 import torch

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dscoder.train import TrainConfig, write_token_dir
+from dscoder.train import TrainSettings, write_token_dir
 from dscoder.train.lock import FolderInUse, FolderLock, is_locked
 from dscoder.train.resume import NEUTRAL, changed_settings, content_hash, resume_key
 
 SRC = str(Path(__file__).resolve().parents[3] / "src")
 
 
-def cfg(tokens_dir, **kw) -> TrainConfig:
-    return TrainConfig(**{"tokens_dir": str(tokens_dir), "global_batch_size": 8, "micro_batch_size": 2, **kw})
+def cfg(tokens_dir, **kw) -> TrainSettings:
+    return TrainSettings(**{"tokens_dir": str(tokens_dir), "global_batch_size": 8, "micro_batch_size": 2, **kw})
 
 
 @pytest.mark.parametrize("change", [

@@ -5,13 +5,13 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dscoder.train import TrainConfig, final_lr, lr_at
+from dscoder.train import TrainSettings, final_lr, lr_at
 
 PEAK = 5.3e-4  # Table 2, 1.3B
 
 
-def cfg(**kw) -> TrainConfig:
-    return TrainConfig(**{"lr": PEAK, "warmup_steps": 2000, "max_steps": 100_000, "schedule": "step3", **kw})
+def cfg(**kw) -> TrainSettings:
+    return TrainSettings(**{"lr": PEAK, "warmup_steps": 2000, "max_steps": 100_000, "schedule": "step3", **kw})
 
 
 def test_warmup_is_linear_from_zero_to_peak():

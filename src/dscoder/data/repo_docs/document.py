@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import ClassVar, Iterable, Literal, Mapping, Sequence
 
 from dscoder.config import Settings
 from dscoder.data.doc_formats import DEFAULT_DOC_FORMAT, get_format
@@ -53,6 +53,8 @@ DEFAULT_ALGORITHM = "scc"
 @dataclass(frozen=True, kw_only=True)
 class RepoDocsSettings(Settings):
     """Settings of the repository documents (params.yaml section ``repo_docs``)."""
+    section: ClassVar[str] = "repo_docs"
+
 
     mode: Literal["tree-sitter", "regex"] = "tree-sitter"
     """Dependency extraction: tree-sitter queries (default) or the paper's regular expressions."""
@@ -73,8 +75,7 @@ class RepoDocsSettings(Settings):
     (step.py): the bound on what one document (and so one worker) holds."""
 
     def validate(self) -> None:
-        if self.max_doc_bytes < 1:
-            raise ValueError(f"max_doc_bytes: must be >= 1, got {self.max_doc_bytes}")
+        self.require(self.max_doc_bytes >= 1, "max_doc_bytes", f"must be >= 1, got {self.max_doc_bytes}")
 
 
 @dataclass(frozen=True)

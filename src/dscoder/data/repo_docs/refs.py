@@ -3,7 +3,7 @@
 Both extraction modes (regex and tree-sitter) only *locate* an import statement or its
 specifier; the text they capture goes through the same normaliser here, so the two modes
 differ only in what they find, never in how a find is read. That keeps the regex vs
-tree-sitter comparison (issue 3) about extraction alone: resolution is shared too.
+tree-sitter comparison (bench/repo_docs.py `modes`) about extraction alone: resolution is shared too.
 """
 
 from __future__ import annotations

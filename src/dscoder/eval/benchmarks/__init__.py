@@ -37,12 +37,7 @@ class Context:
     _heldout: dict | None = field(default=None, repr=False)
 
     def generation(self, **overrides):
-        from dscoder.eval.generate import GenerationConfig
-
-        s = self.settings
-        base = dict(max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, num_samples=s.num_samples,
-                    temperature=s.temperature, seed=s.seed, chat=s.chat)
-        return GenerationConfig(**{**base, **overrides}).validate()
+        return self.settings.generation(**overrides)
 
     def heldout(self) -> dict[str, list[tuple[str, str, str]]] | None:
         """Code files of the held-out repositories (None: no held-out split); read once."""
