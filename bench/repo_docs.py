@@ -412,43 +412,43 @@ def judges_of(files: list[dict], include_dirs: list[str]) -> dict[str, Judge]:
 
 
 def judge_scc(nodes: list[str], edges: set[tuple[str, str]]) -> dict[str, int]:
-    """Strongly connected components of the judge's own graph (Tarjan, iterative): node ->
-    component id. Written here so that no project code decides what the judge's cycles are."""
+    """Strongly connected components of the judge's own graph: node -> component id.
+    Kosaraju's two passes (finishing order on the graph, then reachability on its reverse),
+    written here so that no project code (its resolver uses Tarjan's) decides the judge's cycles."""
     succ: dict[str, list[str]] = defaultdict(list)
+    pred: dict[str, list[str]] = defaultdict(list)
     for a, b in sorted(edges):
         succ[a].append(b)
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    comp: dict[str, int] = {}
-    stack: list[str] = []
-    n_done = 0
+        pred[b].append(a)
+    finished: list[str] = []
+    seen: set[str] = set()
     for start in nodes:
-        if start in index:
+        if start in seen:
             continue
-        work = [(start, 0)]
-        while work:
-            v, i = work.pop()
-            if i == 0:
-                index[v] = low[v] = len(index)
-                stack.append(v)
-            if i < len(succ[v]):
-                work.append((v, i + 1))
-                w = succ[v][i]
-                if w not in index:
-                    work.append((w, 0))
-                elif w not in comp:
-                    low[v] = min(low[v], index[w])
-                continue
-            if low[v] == index[v]:
-                while True:
-                    w = stack.pop()
-                    comp[w] = n_done
-                    if w == v:
-                        break
-                n_done += 1
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
+        seen.add(start)
+        path = [(start, iter(succ[start]))]
+        while path:
+            v, it = path[-1]
+            w = next((x for x in it if x not in seen), None)
+            if w is None:
+                finished.append(v)
+                path.pop()
+            else:
+                seen.add(w)
+                path.append((w, iter(succ[w])))
+    comp: dict[str, int] = {}
+    n_comp = 0
+    for leader in reversed(finished):
+        if leader in comp:
+            continue
+        comp[leader] = cid = n_comp
+        n_comp += 1
+        todo = [leader]
+        while todo:
+            for u in pred[todo.pop()]:
+                if u not in comp:
+                    comp[u] = cid
+                    todo.append(u)
     return comp
 
 
@@ -547,7 +547,10 @@ def _header(line: str) -> None:
 
 
 def _pct(ok: int, n: int) -> str:
-    return f"{ok / n:.1%}" if n else "-"
+    """A share; with two decimals where one would round a shortfall up to 100.0%."""
+    if not n:
+        return "-"
+    return f"{ok / n:.2%}" if ok < n and ok / n >= 0.9995 else f"{ok / n:.1%}"
 
 
 def report_orders(repos, judges) -> None:
