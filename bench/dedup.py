@@ -20,9 +20,11 @@ of the process and all its children):
 Accuracy, per seed (`--seeds`: min / median / max over them): ground truth is the exact Jaccard
 similarity of dscoder's shingle sets over all pairs (pairs whose set sizes alone bound J below
 the threshold are counted without intersecting them); recall = true pairs (J >= threshold)
-that end in one cluster; false removals = removed documents whose exact J to the member kept
-for their cluster is below `--false-below` (0.6). The stage's own clusters (its seed) are
-checked equal to the library's.
+that end in one cluster, overall and per band of exact J ([threshold, 0.8), [0.8, 0.9),
+[0.9, 1]); false removals = removed documents whose exact J to the member kept for their
+cluster is below `--false-below` (0.6). The stage's own clusters (its seed) are checked equal
+to the library's. Every process runs this tree's code (src/ first on PYTHONPATH), the stage and
+library runs with the project's interpreter (.venv), datatrove's with the one running this.
 
 Corpora: `default` is data/repos/repos.parquet when present, else built from the default
 profile's sources (ingest, filter, repo_docs through their libraries, in a temporary copy);
