@@ -14,8 +14,9 @@ is the check that tree-sitter finds at least as many true intra-repo edges in ev
 
 `order`: the ordering algorithms, `paper` (Algorithm 1) vs `scc`, on the tree-sitter edges:
 per language, ordering edges that lie on no cycle (all satisfiable at once) and inside
-cycles, and the share of each that the order respects. Then the same shares for Python
-against an independent judge (below), with cycles taken from the judge's own graph.
+cycles, and the share of each that the order respects. Then the same shares for the direct
+edges of the independent judges (below), per judged language, with cycles taken from each
+judge's own graph.
 
 `judge`: the project's resolved file→file edges (both modes) against judges that share no code
 with its extractors or resolvers, per language:
@@ -249,8 +250,8 @@ def ast_python_edges(files: list[dict], parsed: set[str] | None = None) -> set[t
     """(importer, imported file) pairs between the repository's Python files, from `ast`:
     `import a.b` names its deepest module found, `from a import x` names a.x when that is a
     module and otherwise a, or a's deepest package found (`from a.ext import x` with no a/ext
-    file still runs a/__init__.py); relative imports count from the importer's package. The paths of
-    the files `ast` could parse are added to `parsed` when given."""
+    file still runs a/__init__.py); relative imports count from the importer's package. The
+    paths of the files `ast` could parse are added to `parsed` when given."""
     py = [f for f in files if f["language"] == "python"]
     paths = [f["path"] for f in py]
     index = _py_module_index(paths)
