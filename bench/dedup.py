@@ -20,9 +20,11 @@ of the process and all its children):
 Accuracy, per seed (`--seeds`: min / median / max over them): ground truth is the exact Jaccard
 similarity of dscoder's shingle sets over all pairs (pairs whose set sizes alone bound J below
 the threshold are counted without intersecting them); recall = true pairs (J >= threshold)
-that end in one cluster; false removals = removed documents whose exact J to the member kept
-for their cluster is below `--false-below` (0.6). The stage's own clusters (its seed) are
-checked equal to the library's.
+that end in one cluster, overall and per band of exact J ([threshold, 0.8), [0.8, 0.9),
+[0.9, 1]); false removals = removed documents whose exact J to the member kept for their
+cluster is below `--false-below` (0.6). The stage's own clusters (its seed) are checked equal
+to the library's. Every process runs this tree's code (src/ first on PYTHONPATH), the stage and
+library runs with the project's interpreter (.venv), datatrove's with the one running this.
 
 Corpora: `default` is data/repos/repos.parquet when present, else built from the default
 profile's sources (ingest, filter, repo_docs through their libraries, in a temporary copy);
@@ -65,7 +67,14 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# This tree's code, here and in every process it starts, ahead of any installed (editable) copy.
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")]))
+# The project's interpreter and tools (dvc, python) for the stage and library runs, also when
+# this script runs in the datatrove side venv.
+PROJECT_BIN = ROOT / ".venv/bin" if (ROOT / ".venv/bin/python").exists() else Path(sys.executable).parent
+PROJECT_PY = str(PROJECT_BIN / "python")
+os.environ["PATH"] = f"{PROJECT_BIN}{os.pathsep}{os.environ['PATH']}"
 
 from bench._rss import run_sampled, tail  # noqa: E402
 from dscoder.data import minhash_dedup as md  # noqa: E402
@@ -85,7 +94,7 @@ def build_default_corpus(work: Path) -> Path:
     repo = make_dvc_repo(work / "corpus-proj", yaml.safe_load((ROOT / "params.yaml").read_text()))
     for stage in ("ingest", "filter", "repo_docs"):
         log = work / f"corpus-{stage}.log"
-        r = run_sampled([sys.executable, str(ROOT / "bench/_library_stage.py"), f"stages.{stage}"], cwd=repo,
+        r = run_sampled([PROJECT_PY, str(ROOT / "bench/_library_stage.py"), f"stages.{stage}"], cwd=repo,
                         env=env_without_api(work), log_path=log)
         if r.returncode:
             raise SystemExit(f"building the default corpus: {stage} failed:\n{tail(log)}")
@@ -124,15 +133,20 @@ class Truth:
         self.ids = table["repo_id"].to_pylist()
         self.sets = {i: np.unique(md.shingle_hashes(t, shingle_size)) for i, t in zip(self.ids, table["text"].to_pylist())}
         self.threshold = threshold
-        self.true_pairs = set()
+        self.true_j: dict[tuple[str, str], float] = {}  # the true pairs and their exact J
         self.pairs = 0
         for a, b in itertools.combinations(sorted(self.ids), 2):
             self.pairs += 1
             na, nb = len(self.sets[a]), len(self.sets[b])
             if min(na, nb) < threshold * max(na, nb):  # J <= min/max < threshold: no need to intersect
                 continue
-            if self.jaccard(a, b) >= threshold:
-                self.true_pairs.add((a, b))
+            j = self.jaccard(a, b)
+            if j >= threshold:
+                self.true_j[(a, b)] = j
+        self.true_pairs = set(self.true_j)
+        cuts = [c for c in (0.8, 0.9) if c > threshold]
+        #: J ranges the recall is also given for: [threshold, 0.8), [0.8, 0.9), [0.9, 1]
+        self.bands = list(zip([threshold, *cuts], [*cuts, 1.0 + 1e-9]))
 
     def jaccard(self, a: str, b: str) -> float:
         sa, sb = self.sets[a], self.sets[b]
@@ -142,18 +156,29 @@ class Truth:
 
     def score(self, clusters: dict[str, str], false_below: float) -> dict:
         """clusters: {doc id: id of the member kept for its cluster} (kept docs map to themselves)."""
-        found = sum(1 for a, b in self.true_pairs if clusters.get(a, a) == clusters.get(b, b))
+        found = {(a, b) for a, b in self.true_pairs if clusters.get(a, a) == clusters.get(b, b)}
         removed = [(d, k) for d, k in clusters.items() if d != k]
         false = sum(1 for d, k in removed if self.jaccard(d, k) < false_below)
-        return {"recall": found / len(self.true_pairs) if self.true_pairs else 1.0, "removed": len(removed),
-                "false_removals": false}
+        by_band = []
+        for lo, hi in self.bands:
+            pairs = [p for p, j in self.true_j.items() if lo <= j < hi]
+            by_band.append(sum(p in found for p in pairs) / len(pairs) if pairs else float("nan"))
+        return {"recall": len(found) / len(self.true_pairs) if self.true_pairs else 1.0, "removed": len(removed),
+                "false_removals": false, "by_band": by_band}
+
+    def describe(self) -> str:
+        """The true pairs' J: how many in each band and their min/median/max."""
+        js = sorted(self.true_j.values())
+        counts = ", ".join(f"{sum(lo <= j < hi for j in js)} in [{lo:.1f}, {min(hi, 1):.1f}{']' if hi > 1 else ')'}"
+                           for lo, hi in self.bands)
+        return f"true pairs' exact J: {counts}" + (f"; min/median/max {stats(js, '.3f')}" if js else "")
 
 
 # --------------------------------------------------------------------------- the runs
 
 def env_without_api(work: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PREFECT_HOME=str(work / "prefect-home"), PATH=f"{ROOT / '.venv/bin'}:{env['PATH']}")
+    env.update(PREFECT_HOME=str(work / "prefect-home"))
     return env
 
 
@@ -193,7 +218,8 @@ def datatrove_available() -> str | None:
     return None
 
 
-def run_datatrove(parquet: str, mode: str, bands: int, rows: int, seed: int, workdir: Path) -> dict[str, str]:
+def run_datatrove(parquet: str, mode: str, shingle_size: int, bands: int, rows: int, seed: int,
+                  workdir: Path) -> dict[str, str]:
     """datatrove's four-stage MinHash pipeline; {doc id: kept member's id}. `mode`: `dscoder`
     (dscoder's word tokens as the text, normalisation off, whitespace split) or `default`."""
     import struct
@@ -213,9 +239,9 @@ def run_datatrove(parquet: str, mode: str, bands: int, rows: int, seed: int, wor
         from datatrove.utils.text import TextNormConfig
 
         kw["norm_config"] = TextNormConfig(lowercase=False, norm_whitespace=False, remove_punctuation=False,
-                                           norm_unicode_diacritic=False, norm_numbers=False, norm_weekdays=False,
+                                           norm_unicode_diacritics=False, norm_numbers=False, norm_weekdays=False,
                                            norm_monthnames=False)
-    config = MinhashConfig(n_grams=5, num_buckets=bands, hashes_per_bucket=rows, seed=seed,
+    config = MinhashConfig(n_grams=shingle_size, num_buckets=bands, hashes_per_bucket=rows, seed=seed,
                            hash_config=HashConfig(precision=64), **kw)
 
     class Whitespace:
@@ -281,7 +307,7 @@ def bench_corpus(name: str, table: pa.Table, args, work: Path) -> None:
     repo = dedup_project(work / name, table, params)
     env = env_without_api(work)
     timings = []
-    lib = timed_run("library", [sys.executable, str(ROOT / "bench/_library_stage.py"), "stages.dedup"], repo, env,
+    lib = timed_run("library", [PROJECT_PY, str(ROOT / "bench/_library_stage.py"), "stages.dedup"], repo, env,
                     work / f"{name}-library.log")
     lib_clusters = clusters_of(repo / "data/dedup/clusters.parquet")
     timings.append(lib)
@@ -292,11 +318,16 @@ def bench_corpus(name: str, table: pa.Table, args, work: Path) -> None:
         timings.append(timed_run("stage, server", ["bash", "-c", "python -m stages.dedup"], repo,
                                  {**env, "PREFECT_API_URL": api}, work / f"{name}-stage-server.log"))
     note = datatrove_available()
+
+    def datatrove_cmd(mode: str, tag: str, *extra: str) -> list[str]:
+        """One datatrove run in its own process, with this run's shingles, bands and rows."""
+        return [sys.executable, __file__, "--_datatrove", mode, str(repo / "data/repos/repos.parquet"),
+                str(work / f"{name}-dt-{mode}{tag}"), "--_lsh", str(dp.shingle_size), str(bands), str(rows), *extra]
+
     if note is None:
         for mode in ("dscoder", "default"):
-            timings.append(timed_run(f"datatrove ({mode} norm.)", [sys.executable, __file__, "--_datatrove", mode,
-                                     str(repo / "data/repos/repos.parquet"), str(work / f"{name}-dt-{mode}")],
-                                     repo, env, work / f"{name}-dt-{mode}.log"))
+            timings.append(timed_run(f"datatrove ({mode} norm.)", datatrove_cmd(mode, ""), repo, env,
+                                     work / f"{name}-dt-{mode}.log"))
 
     truth = Truth(table, dp.shingle_size, dp.threshold)
     scores: dict[str, list[dict]] = {"dscoder": []}
@@ -308,8 +339,7 @@ def bench_corpus(name: str, table: pa.Table, args, work: Path) -> None:
             scores[f"datatrove ({mode} norm.)"] = []
             for s in args.seeds:
                 out = work / f"{name}-dt-{mode}-seed{s}.json"
-                subprocess.run([sys.executable, __file__, "--_datatrove", mode, str(repo / "data/repos/repos.parquet"),
-                                str(work / f"{name}-dt-{mode}-s{s}"), "--seed", str(s), "--_out", str(out)], check=True,
+                subprocess.run(datatrove_cmd(mode, f"-s{s}", "--seed", str(s), "--_out", str(out)), check=True,
                                env=env, capture_output=True)
                 scores[f"datatrove ({mode} norm.)"].append(truth.score(json.loads(out.read_text()), args.false_below))
 
@@ -326,15 +356,22 @@ def bench_corpus(name: str, table: pa.Table, args, work: Path) -> None:
     print(f"stage clusters == library clusters (seed {dp.seed}): {stage_clusters == lib_clusters}")
     print(f"\naccuracy vs exact Jaccard over all {truth.pairs} pairs ({len(truth.true_pairs)} with J >= "
           f"{dp.threshold}); seeds {args.seeds}: min/median/max")
-    print(f"{'pipeline':<28} {'recall':>17} {'removed':>10} {'false removals (J < ' + str(args.false_below) + ')':>28}")
+    print(truth.describe())
+    band_names = [f"J {lo:.1f}-{min(hi, 1):.1f}" for lo, hi in truth.bands]
+    print(f"{'pipeline':<28} {'recall':>17} {'removed':>10} {'false removals (J < ' + str(args.false_below) + ')':>28}"
+          + "".join(f" {b:>17}" for b in band_names))
     for k, v in scores.items():
+        bands_txt = "".join(f" {stats([x['by_band'][i] for x in v], '.3f'):>17}" for i in range(len(band_names)))
         print(f"{k:<28} {stats([x['recall'] for x in v], '.3f'):>17} {stats([x['removed'] for x in v], 'd'):>10} "
-              f"{stats([x['false_removals'] for x in v], 'd'):>28}")
+              f"{stats([x['false_removals'] for x in v], 'd'):>28}" + bands_txt)
+    print("recall = true pairs (exact J of dscoder's shingle sets >= threshold) that end in one cluster, also per"
+          " J band; false removals = removed documents whose J to the kept member is below --false-below")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repos", default="data/repos/repos.parquet", help="the default corpus, if present")
+    ap.add_argument("--save-corpus", default=None, help="when the default corpus is built, keep a copy here")
     ap.add_argument("--corpus", nargs="+", choices=["default", "mutated"], default=["default", "mutated"])
     ap.add_argument("--docs", type=int, default=100, help="mutated: documents (half originals, half copies)")
     ap.add_argument("--max-doc-mb", type=float, default=1.0, help="mutated: the largest original taken")
@@ -342,12 +379,13 @@ def main() -> None:
     ap.add_argument("--false-below", type=float, default=0.6)
     ap.add_argument("--_datatrove", nargs=3, metavar=("MODE", "PARQUET", "WORKDIR"), help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--_lsh", type=int, nargs=3, default=[5, 32, 8], help=argparse.SUPPRESS)  # shingle, bands, rows
     ap.add_argument("--_out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._datatrove:  # one datatrove run in its own process (measured by the parent)
         mode, parquet, workdir = args._datatrove
-        bands, rows = md.DedupSettings().bands_rows
-        out = run_datatrove(parquet, mode, bands, rows, args.seed, Path(workdir))
+        shingle_size, bands, rows = args._lsh
+        out = run_datatrove(parquet, mode, shingle_size, bands, rows, args.seed, Path(workdir))
         if args._out:
             Path(args._out).write_text(json.dumps(out))
         return
@@ -357,6 +395,9 @@ def main() -> None:
         if not src.is_file():
             print("building the default corpus (ingest, filter, repo_docs libraries)...", flush=True)
             src = build_default_corpus(work)
+            if args.save_corpus:  # for the next run's --repos
+                Path(args.save_corpus).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, args.save_corpus)
         default = pq.read_table(src).cast(REPOS)
         if "default" in args.corpus:
             bench_corpus("default", default, args, work)

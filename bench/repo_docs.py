@@ -14,10 +14,30 @@ is the check that tree-sitter finds at least as many true intra-repo edges in ev
 
 `order`: the ordering algorithms, `paper` (Algorithm 1) vs `scc`, on the tree-sitter edges:
 per language, ordering edges that lie on no cycle (all satisfiable at once) and inside
-cycles, and the share of each that the order respects. Then the same shares for Python
-against an independent judge: import edges parsed with the standard library's `ast` and
-resolved by this script's own module lookup (no tree-sitter, no project resolver), with
-cycles taken from the judge's own graph.
+cycles, and the share of each that the order respects. Then the same shares for the direct
+edges of the independent judges (below), per judged language, with cycles taken from each
+judge's own graph.
+
+`judge`: the project's resolved file→file edges (both modes) against judges that share no code
+with its extractors or resolvers, per language:
+- Python: imports parsed with the standard library's `ast`, resolved by this script's own
+  module lookup (`ast_python_edges`);
+- C, C++: the compiler. Each repository's files are written to a temporary folder and every
+  C/C++ file is preprocessed on its own, `gcc -MM -MG -H -I<root> -I<each include/ folder>
+  [-I --cc-include ...]` (`-x c` or `-x c++ -std=c++17` by the file's language; the root and
+  `include/` folders are the -I a C build conventionally passes, `numpy.get_include()` and
+  `pyarrow.get_include()` among them; gcc does the search). Its direct edges are the headers
+  `-H` shows at depth 1 (read directly by the file); `-MM` lists every header of the
+  repository the compiler reads for it, directly or not. System headers and files outside
+  the repository are skipped; a file whose preprocessing fails (`#error`) is left out.
+Reported: precision = project edges the judge also has / project edges; recall = judge edges
+the project found / judge edges; for C/C++ also the share of project edges whose target the
+compiler reads at all (`-MM`: a wrong file of the same name is not read; an include in a
+branch the default macros leave inactive is not read either). Then the share of the judge's
+edges that the document order (tree-sitter edges, each algorithm) respects, on and off the
+judge's own cycles. The compiler hides a direct include when an earlier include already read
+the header (include guards, `#pragma once`): such an edge is implied by the others, so it is
+missing from the judge's direct edges, and a project edge to it counts as read, not direct.
 
 Inputs (any mix, repositories are processed one at a time):
     --files PATH   a Parquet of files (schema dscoder.schemas.FILES), grouped by repo_id;
@@ -27,8 +47,14 @@ Inputs (any mix, repositories are processed one at a time):
     --pkg DIR      DIR is one repository whose paths start with DIR's own name, the layout of
                    an installed package (`requests/api.py`), as the ingest stage stores them
 
+    --cc-include DIR   an extra -I for the compiler judge (headers outside the repository a
+                   file needs, e.g. Python's include folder); not part of the repository
+
     .venv/bin/python bench/repo_docs.py --pkg .venv/lib/python3.11/site-packages/requests
-    .venv/bin/python bench/repo_docs.py --files data/filtered/files.parquet --compare order
+    .venv/bin/python bench/repo_docs.py --files data/filtered/files.parquet --compare order,judge
+    .venv/bin/python bench/repo_docs.py --compare judge \
+        --pkg .venv/lib/python3.11/site-packages/numpy/_core/include/numpy \
+        --pkg .venv/lib/python3.11/site-packages/torch/include/c10
 """
 
 from __future__ import annotations
@@ -38,17 +64,22 @@ import ast
 import os
 import posixpath
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable
 
 from dscoder.data.repo_docs.extract import _regexes
 from dscoder.data.repo_docs.refs import Ref, names_list
 from dscoder.data.repo_docs.resolve import RepoIndex
 from dscoder.data.repo_docs.rules import RULES
 from dscoder.data.languages import NON_CODE, detect_language
-from dscoder.data.repo_docs.document import ALGORITHMS, LanguageStats, build_repo_doc, strongly_connected
+from dscoder.data.repo_docs.document import ALGORITHMS, LanguageStats, build_repo_doc
 from dscoder.data.treesitter import get_parser, grammar_name
 
 MODES = ("regex", "tree-sitter")
@@ -215,10 +246,12 @@ def _py_roots(paths: list[str], importer: str) -> list[str]:
     return list(dict.fromkeys([d, "", "src", *tops]))
 
 
-def ast_python_edges(files: list[dict]) -> set[tuple[str, str]]:
+def ast_python_edges(files: list[dict], parsed: set[str] | None = None) -> set[tuple[str, str]]:
     """(importer, imported file) pairs between the repository's Python files, from `ast`:
     `import a.b` names its deepest module found, `from a import x` names a.x when that is a
-    module and a otherwise, relative imports count from the importer's package."""
+    module and otherwise a, or a's deepest package found (`from a.ext import x` with no a/ext
+    file still runs a/__init__.py); relative imports count from the importer's package. The
+    paths of the files `ast` could parse are added to `parsed` when given."""
     py = [f for f in files if f["language"] == "python"]
     paths = [f["path"] for f in py]
     index = _py_module_index(paths)
@@ -228,6 +261,8 @@ def ast_python_edges(files: list[dict]) -> set[tuple[str, str]]:
             tree = ast.parse(f["content"])
         except (SyntaxError, ValueError):
             continue
+        if parsed is not None:
+            parsed.add(f["path"])
         roots = None
         here = posixpath.dirname(f["path"])
 
@@ -238,12 +273,15 @@ def ast_python_edges(files: list[dict]) -> set[tuple[str, str]]:
                     return hit
             return None
 
+        def deepest(bases: list[str], parts: list[str]) -> str | None:
+            return next((h for k in range(len(parts), 0, -1) if (h := find(bases, parts[:k]))), None)
+
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 roots = roots or _py_roots(paths, f["path"])
                 for alias in node.names:
                     parts = alias.name.split(".")
-                    hit = next((h for k in range(len(parts), 0, -1) if (h := find(roots, parts[:k]))), None)
+                    hit = deepest(roots, parts)
                     if hit:
                         edges.add((f["path"], hit))
             elif isinstance(node, ast.ImportFrom):
@@ -255,7 +293,7 @@ def ast_python_edges(files: list[dict]) -> set[tuple[str, str]]:
                     bases = [base]
                 else:
                     bases = roots = roots or _py_roots(paths, f["path"])
-                module = find(bases, parts)
+                module = deepest(bases, parts) if parts else find(bases, parts)
                 for alias in node.names:
                     sub = find(bases, [*parts, alias.name]) if alias.name != "*" else None
                     hit = sub or module
@@ -264,10 +302,161 @@ def ast_python_edges(files: list[dict]) -> set[tuple[str, str]]:
     return {(a, b) for a, b in edges if a != b}
 
 
+# The compiler judge for C and C++: gcc's own include search and preprocessor.
+CC = os.environ.get("CC_JUDGE", "gcc")
+CC_LANGS = {"c": ["-x", "c"], "cpp": ["-x", "c++", "-std=c++17"]}
+CC_JOBS = max(1, min(2, os.cpu_count() or 1))
+
+
+def parse_include_tree(stderr: str) -> list[tuple[int, str]]:
+    """(depth, path) of each header in gcc's `-H` output, in the order they were read."""
+    out = []
+    for line in stderr.splitlines():
+        if line.startswith("Multiple include guards"):
+            break
+        m = re.match(r"(\.+) (.+)$", line)
+        if m:
+            out.append((len(m.group(1)), m.group(2)))
+    return out
+
+
+def parse_make_deps(text: str) -> list[str]:
+    """The prerequisites of a make rule as `gcc -M` writes it (continuations, escaped spaces)."""
+    body = text.replace("\\\n", " ")
+    _, _, deps = body.partition(": ")
+    return [d.replace("\\ ", " ") for d in re.split(r"(?<!\\)\s+", deps.strip()) if d]
+
+
+def _in_repo(root: Path, path: str, have: set[str]) -> str | None:
+    """A path gcc printed (relative to `root`, its working folder, or absolute) as a
+    repository path, None when it is not one of the repository's files."""
+    full = os.path.normpath(path if os.path.isabs(path) else os.path.join(root, path))
+    rel = os.path.relpath(full, root)
+    return rel if rel in have else None
+
+
+def repo_include_dirs(paths: Iterable[str]) -> list[str]:
+    """The -I a C/C++ build of the repository conventionally passes: its root, then every
+    folder named `include` (shallowest first)."""
+    dirs = {d for p in paths for d in _parents(p) if posixpath.basename(d) == "include"}
+    return [".", *sorted(dirs, key=lambda d: (d.count("/"), d))]
+
+
+def _parents(path: str) -> Iterable[str]:
+    d = posixpath.dirname(path)
+    while d:
+        yield d
+        d = posixpath.dirname(d)
+
+
+def gcc_includes(root: Path, path: str, lang: str, include_dirs: list[str], have: set[str]):
+    """(direct, read) repository files of one file by the compiler, None when it fails.
+    `include_dirs`: the -I list, in order (relative ones to the repository root)."""
+    cmd = [CC, *CC_LANGS[lang], "-MM", "-MG", "-H", "-MT", "x", *(f"-I{d}" for d in include_dirs), path]
+    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, errors="replace")
+    if r.returncode:
+        return None
+    direct = {q for d, p in parse_include_tree(r.stderr) if d == 1 and (q := _in_repo(root, p, have))}
+    read = {q for p in parse_make_deps(r.stdout) if (q := _in_repo(root, p, have))}
+    return direct - {path}, read - {path}
+
+
+class Judge:
+    """One repository's judged edges for a language: `direct` (importer, imported) pairs,
+    `read` (C/C++: every repository file the compiler reads for the importer; None for
+    Python), the importers judged and those the judge failed on."""
+
+    def __init__(self) -> None:
+        self.direct: set[tuple[str, str]] = set()
+        self.read: set[tuple[str, str]] | None = None
+        self.judged: set[str] = set()
+        self.failed = 0
+
+
+def compiler_judges(files: list[dict], include_dirs: list[str]) -> dict[str, Judge]:
+    """Per C-family language: the compiler's edges between the repository's files (written to
+    a temporary folder, each C/C++ file preprocessed on its own)."""
+    cfiles = [f for f in files if f["language"] in CC_LANGS]
+    if not cfiles or not shutil.which(CC):
+        return {}
+    out: dict[str, Judge] = {}
+    include_dirs = [*repo_include_dirs(f["path"] for f in files), *(os.path.abspath(d) for d in include_dirs)]
+    with tempfile.TemporaryDirectory(prefix="judge-cc-") as tmp:
+        root = Path(tmp)
+        for f in files:
+            p = root / f["path"]
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(f["content"].encode("utf-8", "replace"))
+        have = {f["path"] for f in files}
+        with ThreadPoolExecutor(CC_JOBS) as pool:
+            results = pool.map(lambda f: gcc_includes(root, f["path"], f["language"], include_dirs, have), cfiles)
+            for f, res in zip(cfiles, results):
+                j = out.setdefault(f["language"], Judge())
+                j.read = j.read if j.read is not None else set()
+                if res is None:
+                    j.failed += 1
+                    continue
+                j.judged.add(f["path"])
+                j.direct |= {(f["path"], b) for b in res[0]}
+                j.read |= {(f["path"], b) for b in res[1]}
+    return out
+
+
+def judges_of(files: list[dict], include_dirs: list[str]) -> dict[str, Judge]:
+    """Every judge of one repository, by the importer's language."""
+    out = compiler_judges(files, include_dirs)
+    if any(f["language"] == "python" for f in files):
+        py = out["python"] = Judge()
+        py.direct = ast_python_edges(files, py.judged)
+        py.failed = sum(f["language"] == "python" for f in files) - len(py.judged)
+    return out
+
+
+def judge_scc(nodes: list[str], edges: set[tuple[str, str]]) -> dict[str, int]:
+    """Strongly connected components of the judge's own graph: node -> component id.
+    Kosaraju's two passes (finishing order on the graph, then reachability on its reverse),
+    written here so that no project code (its resolver uses Tarjan's) decides the judge's cycles."""
+    succ: dict[str, list[str]] = defaultdict(list)
+    pred: dict[str, list[str]] = defaultdict(list)
+    for a, b in sorted(edges):
+        succ[a].append(b)
+        pred[b].append(a)
+    finished: list[str] = []
+    seen: set[str] = set()
+    for start in nodes:
+        if start in seen:
+            continue
+        seen.add(start)
+        path = [(start, iter(succ[start]))]
+        while path:
+            v, it = path[-1]
+            w = next((x for x in it if x not in seen), None)
+            if w is None:
+                finished.append(v)
+                path.pop()
+            else:
+                seen.add(w)
+                path.append((w, iter(succ[w])))
+    comp: dict[str, int] = {}
+    n_comp = 0
+    for leader in reversed(finished):
+        if leader in comp:
+            continue
+        comp[leader] = cid = n_comp
+        n_comp += 1
+        todo = [leader]
+        while todo:
+            for u in pred[todo.pop()]:
+                if u not in comp:
+                    comp[u] = cid
+                    todo.append(u)
+    return comp
+
+
 def _respected_split(order: list[str], edges: set[tuple[str, str]]) -> dict[str, int]:
     pos = {p: i for i, p in enumerate(order)}
     edges = {(a, b) for a, b in edges if a in pos and b in pos}
-    comp = strongly_connected(list(pos), edges)
+    comp = judge_scc(list(pos), edges)
     out = dict.fromkeys(["acyclic", "acyclic_ok", "cycle", "cycle_ok"], 0)
     for a, b in edges:
         key = "cycle" if comp[a] == comp[b] else "acyclic"
@@ -276,23 +465,81 @@ def _respected_split(order: list[str], edges: set[tuple[str, str]]) -> dict[str,
     return out
 
 
-def run_orders(repos, mode: str = "tree-sitter"):
-    """Per algorithm: per-language stats (tree-sitter edges) and the Python judge's counts."""
-    judge_edges = [ast_python_edges(files) for _, files in repos]
+def run_orders(repos, judges, mode: str = "tree-sitter"):
+    """Per algorithm: per-language stats (tree-sitter edges) and, per judged language, the
+    judge's direct edges split on and off its own cycles, with the share the order respects."""
     out = {}
     for alg in ALGORITHMS:
         stats: dict[str, LanguageStats] = defaultdict(LanguageStats)
-        judge: dict[str, int] = defaultdict(int)
-        for (_, files), jedges in zip(repos, judge_edges):
+        judged: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for (_, files), jd in zip(repos, judges):
             doc = build_repo_doc(files, mode=mode, algorithm=alg)
             for lang, st in doc.per_language.items():
                 stats[lang].add(st)
-            for key, v in _respected_split([f["path"] for f in doc.files], jedges).items():
-                judge[key] += v
-            judge["shared"] += len(jedges & set(doc.edges))
-            judge["found"] += len(jedges)
-        out[alg] = (stats, judge)
+            order = [f["path"] for f in doc.files]
+            for lang, j in jd.items():
+                for key, v in _respected_split(order, j.direct).items():
+                    judged[lang][key] += v
+                judged[lang]["shared"] += len(j.direct & set(doc.edges))
+                judged[lang]["found"] += len(j.direct)
+        out[alg] = (stats, judged)
     return out
+
+
+def run_judges(repos, judges, misses: dict | None = None) -> dict[str, dict[str, dict[str, int]]]:
+    """Per mode and judged language: the project's edges (between judged files of the
+    language family) against the judge's. `misses`, when given, collects per (mode, language)
+    the disagreements: project edges the judge lacks (C/C++: whose target is not even read)
+    and judge edges the project lacks, as (repository, importer, imported)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for mode in MODES:
+        per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for (name, files), jd in zip(repos, judges):
+            lang_of = {f["path"]: f["language"] for f in files}
+            doc_edges = set(build_repo_doc(files, mode=mode).edges)
+            for lang, j in jd.items():
+                family = {"python"} if lang == "python" else set(CC_LANGS)
+                ours = {(a, b) for a, b in doc_edges if a in j.judged and lang_of.get(b) in family}
+                c = per[lang]
+                c["files"] += len(j.judged)
+                c["failed"] += j.failed
+                c["judge"] += len(j.direct)
+                c["ours"] += len(ours)
+                c["both"] += len(ours & j.direct)
+                if j.read is not None:
+                    c["read"] += len(ours & j.read)
+                if misses is not None:
+                    extra = ours - (j.read if j.read is not None else j.direct)
+                    misses.setdefault((mode, lang), []).extend(
+                        [("ours only", name, a, b) for a, b in sorted(extra)]
+                        + [("judge only", name, a, b) for a, b in sorted(j.direct - ours)])
+        out[mode] = per
+    return out
+
+
+def report_judges(repos, judges, show: int = 0) -> None:
+    misses: dict = {}
+    res = run_judges(repos, judges, misses)
+    print("the project's resolved file→file edges against independent judges (Python: `ast` and this"
+          " script's module lookup; C/C++: gcc -MM -MG -H)")
+    hdr = (f"{'language':<9} {'mode':<11} {'files':>6} {'failed':>6} {'judge':>6} {'ours':>6} {'both':>6} "
+           f"{'precision':>9} {'recall':>7} {'ours read':>9}")
+    _header(hdr)
+    for lang in sorted(set(res["tree-sitter"]) | set(res["regex"])):
+        for mode in MODES:
+            c = res[mode][lang]
+            read = _pct(c["read"], c["ours"]) if lang in CC_LANGS else "-"
+            print(f"{lang:<9} {mode:<11} {c['files']:>6} {c['failed']:>6} {c['judge']:>6} {c['ours']:>6} "
+                  f"{c['both']:>6} {_pct(c['both'], c['ours']):>9} {_pct(c['both'], c['judge']):>7} {read:>9}")
+    print("judge = the judge's direct edges; ours = the project's edges from the judged files; both = in"
+          " both; precision = both/ours, recall = both/judge; ours read = share of ours whose target the"
+          " compiler reads for the importer (directly or not); failed = files the judge could not process")
+    for (mode, lang), rows in sorted(misses.items()):
+        if show and rows:
+            print(f"\n{lang}, {mode}: {len(rows)} disagreements (C/C++ `ours only`: target not read by the"
+                  f" compiler){', the first ' + str(show) if len(rows) > show else ''}")
+            for kind, name, a, b in rows[:show]:
+                print(f"  {kind:<10} {name}: {a} -> {b}")
 
 
 def _header(line: str) -> None:
@@ -301,11 +548,14 @@ def _header(line: str) -> None:
 
 
 def _pct(ok: int, n: int) -> str:
-    return f"{ok / n:.1%}" if n else "-"
+    """A share; with two decimals where one would round a shortfall up to 100.0%."""
+    if not n:
+        return "-"
+    return f"{ok / n:.2%}" if ok < n and ok / n >= 0.9995 else f"{ok / n:.1%}"
 
 
-def report_orders(repos) -> None:
-    res = run_orders(repos)
+def report_orders(repos, judges) -> None:
+    res = run_orders(repos, judges)
     paper, scc = res["paper"][0], res["scc"][0]
     langs = sorted(lg for lg in set(paper) | set(scc) if paper[lg].graph_edges or scc[lg].graph_edges)
     print("ordering algorithms on the tree-sitter edges: ordering edges on no cycle (acyclic) and"
@@ -324,16 +574,18 @@ def report_orders(repos) -> None:
                   f"{_pct(s.acyclic_in_order, s.acyclic_edges):>7} {s.cycle_edges:>8} {s.cycle_in_order:>6} "
                   f"{_pct(s.cycle_in_order, s.cycle_edges):>7} {s.cycles_broken:>6} {check:>14}")
     print("check (scc rows): every acyclic edge kept, and at least as many in-cycle edges as paper")
-    print("\nPython, against the independent judge (imports parsed with `ast`, cycles of the judge's graph)")
-    hdr2 = (f"{'algorithm':<9} {'judge':>6} {'in_ts':>6} {'acyclic':>7} {'kept':>6} {'share':>7} "
+    print("\nthe judges' direct edges (Python: `ast`, C/C++: the compiler; cycles of the judge's own"
+          " graph) and the share of them the order respects")
+    hdr2 = (f"{'language':<9} {'algorithm':<9} {'judge':>6} {'in_ts':>6} {'acyclic':>7} {'kept':>6} {'share':>7} "
             f"{'in_cycle':>8} {'kept':>6} {'share':>7} {'all':>7}")
     _header(hdr2)
-    for alg in ALGORITHMS:
-        j = res[alg][1]
-        print(f"{alg:<9} {j['found']:>6} {j['shared']:>6} {j['acyclic']:>7} {j['acyclic_ok']:>6} "
-              f"{_pct(j['acyclic_ok'], j['acyclic']):>7} {j['cycle']:>8} {j['cycle_ok']:>6} "
-              f"{_pct(j['cycle_ok'], j['cycle']):>7} {_pct(j['acyclic_ok'] + j['cycle_ok'], j['found']):>7}")
-    print("judge = Python→Python import edges by `ast`; in_ts = of those, also found by tree-sitter")
+    for lang in sorted(res["scc"][1]):
+        for alg in ALGORITHMS:
+            j = res[alg][1][lang]
+            print(f"{lang:<9} {alg:<9} {j['found']:>6} {j['shared']:>6} {j['acyclic']:>7} {j['acyclic_ok']:>6} "
+                  f"{_pct(j['acyclic_ok'], j['acyclic']):>7} {j['cycle']:>8} {j['cycle_ok']:>6} "
+                  f"{_pct(j['cycle_ok'], j['cycle']):>7} {_pct(j['acyclic_ok'] + j['cycle_ok'], j['found']):>7}")
+    print("judge = the judge's direct edges; in_ts = of those, also found by tree-sitter")
 
 
 # ---------------------------------------------------------------------------- main
@@ -384,14 +636,17 @@ def main(argv=None) -> int:
     ap.add_argument("--dir", action="append")
     ap.add_argument("--repo", action="append")
     ap.add_argument("--pkg", action="append")
-    ap.add_argument("--compare", default="modes,order", help="modes, order or both (default)")
+    ap.add_argument("--cc-include", action="append", default=[], help="an extra -I for the compiler judge")
+    ap.add_argument("--show-misses", type=int, default=0, metavar="N",
+                    help="judge: list up to N disagreements per language and mode")
+    ap.add_argument("--compare", default="modes,order,judge", help="any of modes, order, judge (default: all)")
     args = ap.parse_args(argv)
     repos = load_repos(args)
     if not repos:
         print("no input files", file=sys.stderr)
         return 1
     sections = set(args.compare.split(","))
-    bad = sections - {"modes", "order"}
+    bad = sections - {"modes", "order", "judge"}
     if bad:
         ap.error(f"--compare: unknown {sorted(bad)}")
     n_files = sum(len(fs) for _, fs in repos)
@@ -399,9 +654,18 @@ def main(argv=None) -> int:
     print(f"repositories: {len(repos)}, files: {n_files}, MB: {n_bytes / 1e6:.2f}\n")
     if "modes" in sections:
         report_modes(repos)
+    if sections & {"order", "judge"}:
+        if not shutil.which(CC) and any(f["language"] in CC_LANGS for _, fs in repos for f in fs):
+            print(f"{CC} not found: C/C++ files go unjudged", file=sys.stderr)
+        t0 = time.perf_counter()
+        judges = [judges_of(files, args.cc_include) for _, files in repos]
+        print(f"judges: {time.perf_counter() - t0:.1f} s wall")
+    if "judge" in sections:
+        print()
+        report_judges(repos, judges, args.show_misses)
     if "order" in sections:
         print()
-        report_orders(repos)
+        report_orders(repos, judges)
     return 0
 
 
