@@ -2,6 +2,9 @@
 
 The shape of a stage: a Settings dataclass built from its params.yaml section,
 a Prefect flow that calls library code, atomic outputs, and `reports/<stage>.json`.
+Every path a stage reads or writes is an entry of params.yaml's `paths` section
+(`dscoder.paths.Paths`, `load_paths`); the stage module's `READS` / `WRITES` name those
+entries, and a test checks them against the stage's deps and outs in dvc.yaml.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dscoder.config import Settings, check
 from dscoder.data.step import ShardResult, Step, run_shard
 from dscoder.data.stream import Shard, concat_parts, largest_first, plan_shards
 from dscoder.io import pid_alive, write_json
+from dscoder.paths import Paths
 from dscoder.pool import WorkerPool, bound_malloc
 from dscoder.schemas import AUDIT
 
@@ -64,6 +68,20 @@ class RunnerSettings(Settings):
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     with open(path) as f:
         return yaml.safe_load(f) or {}
+
+
+def project_params_file() -> Path:
+    """The params.yaml of the checkout this code runs from (beside the `stages` package)."""
+    import stages
+
+    return Path(stages.__file__).resolve().parents[1] / "params.yaml"
+
+
+def load_paths(params: dict[str, Any] | None = None) -> Paths:
+    """The `paths` section of `params` (a loaded params file; a stage's main() passes its own),
+    else of the project's params.yaml (a flow called directly, as the tests do). A missing or
+    unknown entry fails naming `paths.<key>`."""
+    return Paths.from_params(params if params is not None else load_params(project_params_file()))
 
 
 def stage_args(description: str) -> argparse.Namespace:
@@ -322,12 +340,12 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def write_report(stage: str, report: dict[str, Any], timer: Timer, reports_dir: str | Path = "reports") -> dict:
-    """Write `reports/<stage>.json` (counts: the DVC metrics) and `reports/<stage>.timing.json`
-    (timings, throughput, environment: a DVC plot, never a metric, so `dvc metrics diff` and
-    `dvc exp show` between two runs of the same params show nothing), and publish both to
-    Prefect as one table."""
-    report = write_report_files(Path(reports_dir) / f"{stage}.json", report, timer)
+def write_report(stage: str, report: dict[str, Any], timer: Timer, paths: Paths) -> dict:
+    """Write `<paths.reports>/<stage>.json` (counts: the DVC metrics) and `<stage>.timing.json`
+    beside it (timings, throughput, environment: a DVC plot, never a metric, so `dvc metrics
+    diff` and `dvc exp show` between two runs of the same params show nothing), and publish
+    both to Prefect as one table."""
+    report = write_report_files(paths.report(stage), report, timer)
     publish_artifact(stage, report)
     return report
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from dscoder.config import ConfigError
 from dscoder.io import write_json
+from dscoder.paths import Paths, Ref, report_refs
 from dscoder.train import torchrun_command, torchrun_env
 from dscoder.train.config import TrainConfig, config_from_dict
 from dscoder.train.lock import STAGE_LOCK, TRAINER_LOCK, FolderInUse, FolderLock, die_with_parent, is_locked, read_holder
@@ -42,6 +43,25 @@ PATH_FIELDS = ("tokens_dir", "checkpoint_dir", "metrics_dir", "export_dir", "tok
 CARD_FACTS = "model_card.json"
 """The stage's model card facts (`stages.model_card.card_facts`) in the checkpoint folder: the
 trainer's `model_card`, rendered by the export into README.md; never part of the resume key."""
+
+
+def trainer_paths(paths: Paths, stage: str, *, tokens: str, model: str, tokenizer: str | None = None) -> dict[str, str]:
+    """The trainer's path fields for a training stage: its token folder `tokens` and tokenizer
+    `tokenizer` (paths keys; None: the stage sets it), checkpoints in `<paths.checkpoints>/<stage>`,
+    the loss curves in `<paths.reports>/<stage>`, the export in `<paths.models>/<model>`."""
+    ckpt = paths.checkpoint(stage)
+    out = {"tokens_dir": paths.get(tokens), "checkpoint_dir": ckpt, "metrics_dir": f"{paths.reports}/{stage}",
+           "export_dir": paths.model(model), "summary_path": f"{ckpt}/summary.json"}
+    if tokenizer is not None:
+        out["tokenizer_dir"] = paths.get(tokenizer)
+    return out
+
+
+def training_writes(stage: str, model: str) -> tuple[Ref, ...]:
+    """What every training stage writes (its dvc.yaml outs, metrics and plots), as path refs:
+    the export, the checkpoints, the loss curves and the report (see `trainer_paths`)."""
+    return (("models", model), ("checkpoints", stage), ("reports", f"{stage}/metrics.json"),
+            ("reports", f"{stage}/plots/metrics"), *report_refs(stage))
 
 
 def split_launch(section: dict[str, Any] | None, stage: str) -> tuple[dict[str, Any], dict[str, int]]:
@@ -154,10 +174,11 @@ def launch_trainer(stage: str, cfg: dict[str, Any], train_cfg: TrainConfig, ckpt
     return summary
 
 
-def training_report(stage: str, summary: dict[str, Any], timer: Timer, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def training_report(stage: str, summary: dict[str, Any], timer: Timer, paths: Paths,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     keep = ("steps", "tokens", "seq_len", "world_size", "device", "final_train_loss", "final_val_loss", "final_lr",
             "params", "tokens_per_sec", "mfu", "resumed_from")
-    return write_report(stage, {**{k: summary.get(k) for k in keep}, **(extra or {})}, timer)
+    return write_report(stage, {**{k: summary.get(k) for k in keep}, **(extra or {})}, timer, paths)
 
 
 # ---- what the Prefect UI shows while a trainer runs ----
