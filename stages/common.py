@@ -346,7 +346,7 @@ def write_report(stage: str, report: dict[str, Any], timer: Timer, paths: Paths)
     diff` and `dvc exp show` between two runs of the same params show nothing), and publish
     both to Prefect as one table."""
     report = write_report_files(paths.report(stage), report, timer)
-    publish_artifact(stage, report)
+    publish_artifact(stage, report, paths.report(stage))
     return report
 
 
@@ -361,8 +361,9 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def publish_artifact(stage: str, report: dict) -> None:
-    """Publish a report as a Prefect table artifact (shown on the flow run page in the UI)."""
+def publish_artifact(stage: str, report: dict, source: str | Path | None = None) -> None:
+    """Publish a report as a Prefect table artifact (shown on the flow run page in the UI);
+    `source`: the report file it shows."""
     try:
         from prefect.artifacts import create_table_artifact
         from prefect.context import FlowRunContext
@@ -371,6 +372,6 @@ def publish_artifact(stage: str, report: dict) -> None:
             return
         rows = [{"metric": k, "value": v} for k, v in sorted(_flatten(report).items())]
         create_table_artifact(key=f"{stage.replace('_', '-')}-report", table=rows,
-                              description=f"reports/{stage}.json")
+                              description=str(source or f"the {stage} report"))
     except Exception as e:  # the report on disk is the source of truth; the UI copy is best effort
         print(f"[{stage}] could not publish the report artifact: {e}")

@@ -85,8 +85,9 @@ def evaluate(model: str, settings: EvaluateSettings, *, paths: Paths | None = No
         "timing": {"total_s": timer.total, **{f"{k}_s": v for k, v in timer.marks.items()}},
         "env": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__},
     }
-    report = write_report_files(Path(reports_dir) / f"{model}.json", report)  # timings beside, not in the metrics
-    publish_artifact(f"eval-{re.sub(r'[^a-z0-9-]', '-', model.lower())}", report)
+    out = Path(reports_dir) / f"{model}.json"
+    report = write_report_files(out, report)  # timings beside, not in the metrics
+    publish_artifact(f"eval-{re.sub(r'[^a-z0-9-]', '-', model.lower())}", report, out)
     print(f"evaluate {model}: " + ", ".join(f"{b}.{k}={v:.4g}" for b, d in report["summary"].items()
                                             for k, v in d.items()))
     return report
