@@ -151,7 +151,7 @@ def key_problems(name: str, source: str, mod: Any) -> list[str]:
 
 def stage_modules() -> dict[str, Path]:
     """{module name: file} of every stage dvc.yaml runs."""
-    return {m: ROOT.joinpath(*m.split(".")).with_suffix(".py") for m, *_ in declared(DAG, PARAMS).values()}
+    return {m: Path(importlib.import_module(m).__file__) for m, *_ in declared(DAG, PARAMS).values()}
 
 
 # --------------------------------------------------------------------------- the checks
