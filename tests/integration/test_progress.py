@@ -291,7 +291,7 @@ def test_trainer_bar_on_a_terminal(tmp_path):
             "from stages.training import run_training; "
             "run_training('pretrain', json.load(open('section.json')), pretrain_paths(load_paths()))")
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "DSCODER_PROGRESS")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     master, slave = _terminal()
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env, stderr=slave, stdout=subprocess.PIPE)
     os.close(slave)

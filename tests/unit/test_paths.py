@@ -160,6 +160,25 @@ def test_every_stage_reads_and_writes_what_dvc_yaml_declares():
     assert mismatches(DAG, PARAMS) == []
 
 
+def test_the_resolution_here_is_dvcs(tmp_path):
+    """`declared` resolves dvc.yaml as DVC 3 does (its own index of a copy of dvc.yaml + params.yaml)."""
+    import shutil
+
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    Repo.init(str(tmp_path), no_scm=True)
+    with Repo(str(tmp_path)) as repo:
+        dvc = {s.name: ({d.def_path for d in s.deps if not isinstance(d, ParamsDependency)
+                         and not is_code_dep(d.def_path, ROOT) and d.def_path != LOCK},
+                              {o.def_path for o in s.outs}) for s in repo.index.stages}
+    ours = {address: (deps, outs) for address, (_, _, deps, outs) in declared(DAG, PARAMS).items()}
+    assert ours == dvc and "evaluate@v1.5" in ours
+    assert PARAMS["paths"]["clean_repos"] in ours["tokenizer"][0]
+
+
 def test_every_declared_path_is_some_stage_dep_or_output():
     seen = {p for *_, deps, outs in declared(DAG, PARAMS).values() for p in deps | outs}
     unused = [k for k, v in PARAMS["paths"].items() if not any(p == v or p.startswith(v + "/") for p in seen)]
