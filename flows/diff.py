@@ -3,9 +3,10 @@ between two git revisions (or `workspace`), per language, with the decision that
 
 Stage outputs are read at each revision through DVC (`DVCFileSystem(rev=...)`, from the DVC
 cache: `dvc repro` puts every output there; outputs of a revision whose cache is gone need
-`dvc pull` or a rerun). The set is data/clean/repos.parquet's file spans (`--at clean`,
-default); `--at filtered` compares data/filtered/files.parquet, etc. Each changed file is
-explained by the stage outputs of the revision where it is absent: the ingest/filter audit
+`dvc pull` or a rerun). The set is paths.clean_repos's file spans (`--at clean`, default);
+`--at filtered` compares paths.filtered_files, etc. Each changed file is
+explained by the stage outputs of the revision where it is absent (each revision's outputs are
+where its own params.yaml `paths` say): the ingest/filter audit
 rule, the dedup cluster that kept another repository, the decontam benchmark match.
 """
 
@@ -32,10 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def lineage_at(root: Path, rev: str):
     """A Lineage over the stage outputs at `rev` (`workspace`: the working tree)."""
-    from dscoder.lineage.index import Lineage, dir_reader, open_reader
+    from dscoder.lineage.index import Lineage, dir_reader, open_reader, params_paths
 
+    workspace = params_paths(lambda rel: open(root / rel, "rb"))
     if rev in ("workspace", "WORKSPACE", "."):
-        return Lineage(dir_reader(root), label="workspace")
+        return Lineage(dir_reader(root), workspace, label="workspace")
     from dvc.api import DVCFileSystem
 
     fs = DVCFileSystem(str(root), rev=rev)
@@ -51,7 +53,8 @@ def lineage_at(root: Path, rev: str):
             raise SystemExit(f"dscoder diff: cannot read {rel} at {rev}: {e} "
                              f"(is it in the DVC cache? `dvc pull` or `dvc repro` at that revision)") from e
 
-    return Lineage(open_reader(opener), label=rev)
+    # that revision's paths (the workspace's for a revision from before params.yaml declared them)
+    return Lineage(open_reader(opener), params_paths(opener, default=workspace), label=rev)
 
 
 def main(args: argparse.Namespace) -> int:

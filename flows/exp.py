@@ -20,7 +20,13 @@ from typing import Any
 
 HELP = "the headline metrics (reports/summary.json) of DVC experiments side by side"
 EXAMPLE = "dscoder exp --changed"
-SUMMARY = "reports/summary.json"
+
+
+def summary_file(params_file: str = "params.yaml") -> str:
+    """The summary stage's metrics file, `<paths.reports>/summary.json` of the project's params."""
+    from dscoder.paths import Paths
+
+    return Paths.load(params_file).report("summary")
 
 
 def columns(show: list[dict], file: str) -> list[tuple[str, dict, dict]]:
@@ -66,7 +72,7 @@ def table(cols: list[tuple[str, dict, dict]], changed_only: bool) -> list[list[s
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--changed", action="store_true", help="only the figures that differ between the columns")
-    ap.add_argument("--file", default=SUMMARY, help=f"metrics file to show (default {SUMMARY})")
+    ap.add_argument("--file", default=None, help="metrics file to show (default: <paths.reports>/summary.json)")
     ap.add_argument("-A", "--all-commits", action="store_true", help="experiments of every commit, not only HEAD")
     ap.add_argument("--json", action="store_true", help="{column: {figure: value}} instead of a table")
 
@@ -77,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     if out.returncode != 0:
         print(out.stderr, file=sys.stderr)
         return out.returncode
-    cols = columns(json.loads(out.stdout), args.file)
+    cols = columns(json.loads(out.stdout), args.file or summary_file())
     if args.json:
         print(json.dumps({name: {**{f"param {k}": v for k, v in p.items()}, **m} for name, p, m in cols}, indent=2))
         return 0

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 from prefect import flow, get_run_logger, tags
 from prefect.states import Completed
 
+from dscoder.paths import Paths
 from flows.cli import find_root
 
 CACHED = "Cached"
@@ -92,7 +93,7 @@ def child_env() -> dict[str, str]:
 
 
 def read_report(repo: Path, stage: str) -> dict | None:
-    path = repo / "reports" / f"{stage}.json"
+    path = repo / Paths.load(repo / "params.yaml").report(stage)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -121,7 +122,7 @@ def run_stage(stage: str, repo: str = ".", force: bool = False) -> Any:
         raise RuntimeError(f"dvc repro {stage} exited with {proc.returncode}:\n" + "\n".join(tail))
     report = read_report(root, stage)
     if report is not None:
-        publish_artifact(stage, report)
+        publish_artifact(stage, report, Paths.load(root / "params.yaml").report(stage))
     return {"stage": stage, "ran": True, "reasons": [str(r) for r in reasons]}
 
 

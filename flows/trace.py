@@ -8,7 +8,8 @@
 Token answers give repository, file path, byte range in the source file, FIM role and the
 decisions the repository went through (ingest/filter drops with rule, dedup cluster and
 whether it was kept, decontam matches). Everything comes from the stage outputs and audits
-(Parquet indexes); the data order comes from checkpoints/pretrain/train_config.json.
+(Parquet indexes, where params.yaml's `paths` put them); the data order comes from the
+pretrain checkpoint folder's train_config.json.
 """
 
 from __future__ import annotations
@@ -31,17 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--path", help="file path inside its repository (exact, else a /-suffix)")
     p.add_argument("--row", type=int, default=0, help="row of the global batch, 0..global_batch_size-1 (default 0)")
     p.add_argument("--split", choices=("train", "val"), default="train", help="token split for --offset")
-    p.add_argument("--train-config", default="checkpoints/pretrain/train_config.json",
-                   help="the run whose data order --step follows (default: pretrain)")
+    p.add_argument("--train-config", default=None,
+                   help="the run whose data order --step follows (default: pretrain's, "
+                        "<paths.checkpoints>/pretrain/train_config.json)")
     p.add_argument("--world-size", type=int, default=None,
                    help="ranks of the run (default: its summary.json, else 1); only names rank/micro batch")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _order(root: Path, args):
+def _order(root: Path, args, paths):
     from dscoder.lineage.data_order import DataOrder
 
-    cfg_path = root / args.train_config
+    cfg_path = root / (args.train_config or f"{paths.checkpoint('pretrain')}/train_config.json")
     if not cfg_path.is_file():
         raise SystemExit(f"dscoder trace: {cfg_path} does not exist (train first, or pass --train-config)")
     cfg = json.loads(cfg_path.read_text())
@@ -49,7 +51,7 @@ def _order(root: Path, args):
     summary = cfg_path.parent / "summary.json"
     if world is None and summary.is_file():
         world = json.loads(summary.read_text()).get("world_size")
-    tokens = root / cfg.get("tokens_dir", "data/tokens")
+    tokens = root / cfg.get("tokens_dir", paths.tokens)
     meta = json.loads((tokens / "meta.json").read_text())
     return DataOrder.from_train_config(cfg, meta, world_size=int(world or 1)), tokens
 
@@ -60,7 +62,7 @@ def run(root: Path, args) -> tuple[dict, list[str]]:
 
     lineage = Lineage.at(root)
     if args.step is not None:
-        order, tokens = _order(root, args)
+        order, tokens = _order(root, args, lineage.paths)
         tracer = tr.Tracer(root, lineage, tokens_dir=tokens)
         res = tracer.step(args.step, args.row, order)
         res["data_order"] = vars(order) if hasattr(order, "__dict__") else None
@@ -85,7 +87,7 @@ def run(root: Path, args) -> tuple[dict, list[str]]:
     if args.repo is not None:
         ids = lineage.resolve_repo(args.repo)
         if not ids:
-            raise SystemExit(f"dscoder trace: no repository named or with id {args.repo!r} in data/raw")
+            raise SystemExit(f"dscoder trace: no repository named or with id {args.repo!r} in {lineage.paths.raw_files}")
         res = {"repos": []}
         lines: list[str] = []
         for i in ids:
@@ -96,7 +98,7 @@ def run(root: Path, args) -> tuple[dict, list[str]]:
         return res, lines
     pairs = lineage.resolve_path(args.path)
     if not pairs:
-        raise SystemExit(f"dscoder trace: no file {args.path!r} in data/raw (files or audit)")
+        raise SystemExit(f"dscoder trace: no file {args.path!r} in {lineage.paths.raw_files} or its audit")
     res = {"files": []}
     lines = []
     names = lineage.repo_names()

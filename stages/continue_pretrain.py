@@ -1,4 +1,4 @@
-"""continue_pretrain (v1.5): a general causal LM + the clean corpus → artifacts/models/v1.5.
+"""continue_pretrain (v1.5): a general causal LM + the clean corpus → <paths.models>/v1.5.
 
 Sec. 5, Table 9: start from a general LLM (any HF causal-LM directory in
 `continue_pretrain.init_from`), tokenize with *that model's* tokenizer, build the code-heavy
@@ -17,19 +17,20 @@ from transformers import AutoTokenizer
 
 from dscoder.train.mixture import MixtureParams, corpus_sources, write_mixture
 from dscoder.data.stream import read_repos
-from stages.common import Timer, load_params, run_flow, run_task, stage_args
+from dscoder.paths import Paths
+from stages.common import Timer, load_params, load_paths, run_flow, run_task, stage_args
 from stages.common.model_card import DATA_STAGES, card_facts
-from stages.common.training import TrainingSettings, check_training, run_training, training_report
+from stages.common.training import (TrainingSettings, check_training, run_training, trainer_paths, training_report,
+                                    training_writes)
 
-IN = Path("data/clean/repos.parquet")
-TOKENS = Path("data/v1.5_tokens")
-PATHS = {
-    "tokens_dir": str(TOKENS),
-    "checkpoint_dir": "checkpoints/continue_pretrain",
-    "metrics_dir": "reports/continue_pretrain",
-    "export_dir": "artifacts/models/v1.5",
-    "summary_path": "checkpoints/continue_pretrain/summary.json",
-}
+MODEL = "v1.5"
+READS = ("clean_repos", "continue_pretrain.init_from")
+WRITES = ("v15_tokens", *training_writes("continue_pretrain", MODEL))
+
+
+def continue_pretrain_paths(paths: Paths) -> dict[str, str]:
+    """The trainer's path fields of this stage (the tokenizer is the starting model's: the flow sets it)."""
+    return trainer_paths(paths, "continue_pretrain", tokens="v15_tokens", model=MODEL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,37 +51,40 @@ class ContinuePretrainSettings(TrainingSettings):
 
 
 @task(name="build-mixture")
-def mixture(init_from: str, mp: MixtureParams) -> dict:
+def mixture(init_from: str, mp: MixtureParams, paths: Paths) -> dict:
     tok = AutoTokenizer.from_pretrained(init_from)  # the general model's own tokenizer
-    sources, stats = corpus_sources(read_repos(IN), mp)
-    meta = write_mixture(sources, tok, TOKENS, mp)
+    sources, stats = corpus_sources(read_repos(paths.clean_repos), mp)
+    meta = write_mixture(sources, tok, Path(paths.v15_tokens), mp)
     return {"sources": {k: len(v) for k, v in sources.items()},
             "mixture": meta.get("mixture", {}), "train_tokens": meta.get("train_tokens"),
             "val_tokens": meta.get("val_tokens")}
 
 
 @flow(name="continue_pretrain", log_prints=True)
-def continue_pretrain(section: dict) -> dict:
+def continue_pretrain(section: dict, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
     timer = Timer()
     settings = ContinuePretrainSettings.from_dict(section)
     settings.check_init_from()
     init_from, mp = settings.init_from, settings.mixture
-    data = run_task(mixture, init_from, mp)
+    data = run_task(mixture, init_from, mp, paths)
     timer.mark("mixture")
     card = card_facts("continue_pretrain", section, start=init_from, before=DATA_STAGES, data={"mixture": data})
-    summary = run_training("continue_pretrain", section, {**PATHS, "tokenizer_dir": init_from},
+    summary = run_training("continue_pretrain", section, {**continue_pretrain_paths(paths), "tokenizer_dir": init_from},
                            extra={"init_from": init_from, "seq_len": mp.seq_len}, card=card,
                            settings=ContinuePretrainSettings)
     timer.mark("train")
-    return training_report("continue_pretrain", summary, timer, extra={"data": data})
+    return training_report("continue_pretrain", summary, timer, paths, extra={"data": data})
 
 
 def main() -> None:
     args = stage_args(__doc__)
-    section = load_params(args.params).get("continue_pretrain") or {}
+    params = load_params(args.params)
+    section, paths = params.get("continue_pretrain") or {}, load_paths(params)
     # the trainer's names and types now, its values once the mixture is built
-    check_training("continue_pretrain", section, PATHS, validate=False, settings=ContinuePretrainSettings)
-    run_flow(continue_pretrain, section)
+    check_training("continue_pretrain", section, continue_pretrain_paths(paths), validate=False,
+                   settings=ContinuePretrainSettings)
+    run_flow(continue_pretrain, section, paths)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""decontam: data/dedup/repos.parquet → data/clean/repos.parquet + data/clean/audit.parquet.
+"""decontam: paths.dedup_repos → paths.clean_repos + paths.clean_audit (+ paths.clean_matches).
 
 Sec. 2.4: a file holding a 10-gram of a benchmark's docstrings, questions or solutions (exact
 match for 3..9-word strings) is cut from its repository's document; the rest stays.
@@ -19,21 +19,22 @@ from dscoder.data.step import merge_counts, tree
 from dscoder.data.stream import concat_parts
 from dscoder.io import write_parquet
 from dscoder.lineage.metrics import decontam_by_language
+from dscoder.paths import Paths, report_refs
 from dscoder.schemas import AUDIT, REPOS
-from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,
+from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_step, scratch, stage_args,
                            write_report, write_step_outputs)
 
 __all__ = ["decontam"]
 
-IN = Path("data/dedup/repos.parquet")
-OUT = Path("data/clean/repos.parquet")
-AUDIT_OUT = Path("data/clean/audit.parquet")
-MATCHES_OUT = Path("data/clean/matches.parquet")
+READS = ("dedup_repos",)
+WRITES = ("clean_repos", "clean_audit", "clean_matches", *report_refs("decontam"))
 
 
 @flow(name="decontam", log_prints=True)
-def decontam(params: DecontamSettings, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
-             audit_out: Path = AUDIT_OUT, matches_out: Path = MATCHES_OUT) -> dict:
+def decontam(params: DecontamSettings, runner: RunnerSettings, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
+    src, out = Path(paths.dedup_repos), Path(paths.clean_repos)
+    audit_out, matches_out = Path(paths.clean_audit), Path(paths.clean_matches)
     timer = Timer()
     with scratch(out, "decontam") as work:
         results = run_step(DecontamStep(params), src, work, runner, size_columns=["text"])
@@ -62,7 +63,7 @@ def decontam(params: DecontamSettings, runner: RunnerSettings, src: Path = IN, o
         "by_language": decontam_by_language(matches, tree(c, ("files_in",))),
     }
     print(f"decontam: {report.get('files_removed', 0)} files removed; per benchmark: {report['per_benchmark']}")
-    return write_report("decontam", report, timer)
+    return write_report("decontam", report, timer, paths)
 
 
 def main() -> None:
@@ -70,7 +71,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = DecontamSettings.from_dict(params.get("decontam"))
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(decontam, settings, runner, on=runner)
+    run_flow(decontam, settings, runner, paths=load_paths(params), on=runner)
 
 
 if __name__ == "__main__":

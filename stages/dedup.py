@@ -1,4 +1,4 @@
-"""dedup: data/repos/repos.parquet → data/dedup/repos.parquet + data/dedup/clusters.parquet.
+"""dedup: paths.repo_docs → paths.dedup_repos + paths.dedup_clusters.
 
 Repository-level near-dedup (Sec. 2.3): MinHash signatures per shard on the task runner
 (streamed in byte-bounded batches), LSH band buckets grouped out of core (Polars over the
@@ -18,13 +18,13 @@ from dscoder.data.step import merge_counts
 from dscoder.data.stream import iter_batches
 from dscoder.io import write_parquet
 from dscoder.lineage.metrics import dedup_by_language, dedup_files_by_language
+from dscoder.paths import Paths, report_refs
 from dscoder.schemas import CLUSTERS, FILE_CLUSTERS, REPOS
-from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,
+from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_step, scratch, stage_args,
                            write_report, write_step_outputs)
 
-IN = Path("data/repos/repos.parquet")
-OUT = Path("data/dedup/repos.parquet")
-CLUSTERS_OUT = Path("data/dedup/clusters.parquet")
+READS = ("repo_docs",)
+WRITES = ("dedup_repos", "dedup_clusters", *report_refs("dedup"))
 
 
 def by_language(src: Path, clusters, level: str, batch_bytes: int) -> dict:
@@ -44,8 +44,9 @@ def by_language(src: Path, clusters, level: str, batch_bytes: int) -> dict:
 
 
 @flow(name="dedup", log_prints=True)
-def dedup(params: DedupSettings, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
-          clusters_out: Path = CLUSTERS_OUT) -> dict:
+def dedup(params: DedupSettings, runner: RunnerSettings, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
+    src, out, clusters_out = Path(paths.repo_docs), Path(paths.dedup_repos), Path(paths.dedup_clusters)
     timer = Timer()
     with scratch(out, "dedup") as work:
         sig = run_step(SignatureStep(params), src, work, runner, size_columns=["text"])
@@ -78,7 +79,7 @@ def dedup(params: DedupSettings, runner: RunnerSettings, src: Path = IN, out: Pa
         "throughput": {"mb_per_s": round(signed[("bytes",)] / 1e6 / max(timer.total, 1e-9), 2)},
     }
     print(f"dedup: {report.get('repos_removed', 0)} of {report['docs']} documents removed as near-duplicates")
-    return write_report("dedup", report, timer)
+    return write_report("dedup", report, timer, paths)
 
 
 def main() -> None:
@@ -86,7 +87,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = DedupSettings.from_dict(params.get("dedup"))
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(dedup, settings, runner, on=runner)
+    run_flow(dedup, settings, runner, paths=load_paths(params), on=runner)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
-"""evaluate: artifacts/models/<model> → reports/eval/<model>.json (docs/recipe.md §3, Sec. 4).
+"""evaluate: <paths.models>/<model> → <paths.reports>/eval/<model>.json (docs/recipe.md §3, Sec. 4).
 
 One run per model (DVC `foreach`): a loop over the benchmarks named in `evaluate.benchmarks`,
 each a module of dscoder.eval.benchmarks behind one interface (items, prompts, score,
 contamination view). Every score comes with its contamination view: decontam's hits for that
-benchmark (data/clean/matches.parquet) and the score on the items that never matched.
-Held-out repositories are pack's validation split (data/tokens/val.docs.parquet). A benchmark
+benchmark (paths.clean_matches) and the score on the items that never matched.
+Held-out repositories are pack's validation split (val.docs.parquet in paths.tokens). A benchmark
 that cannot run is skipped with a note in the report, never a failed run.
 """
 
@@ -24,14 +24,13 @@ from dscoder.config import check
 from dscoder.eval import contamination as contam
 from dscoder.eval.benchmarks import Benchmark, Context, layers_text, missing_fim_sentinels, registry
 from dscoder.eval.settings import EvaluateSettings
-from stages.common import Timer, load_params, publish_artifact, run_flow, run_task, write_report_files
+from dscoder.paths import Paths
+from stages.common import Timer, load_params, load_paths, publish_artifact, run_flow, run_task, write_report_files
 from stages.common.progress import Progress
 
-MODELS = Path("artifacts/models")
-REPOS_IN = Path("data/clean/repos.parquet")
-TOKENS = Path("data/tokens")
-MATCHES = Path("data/clean/matches.parquet")
-REPORTS = Path("reports/eval")
+# one run per model (dvc.yaml's foreach): `{model}` is its name
+READS = (("models", "{model}"), "clean_matches", "clean_repos", "tokens")
+WRITES = (("reports", "eval/{model}.json"), ("reports", "eval/{model}.timing.json"))
 HEADLINES = {"humaneval": "pass@1", "mbpp": "pass@1", "gsm8k_pal": "accuracy", "humaneval_fim": "exact_match",
              "repo_fim": "exact_match", "perplexity": "perplexity"}
 
@@ -42,14 +41,20 @@ def run_benchmark(benchmark: Benchmark, ctx: Context) -> dict:
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate(model: str, settings: EvaluateSettings, *, models_dir: Path = MODELS, repos_path: Path = REPOS_IN,
-             tokens_dir: Path = TOKENS, matches_path: Path = MATCHES, reports_dir: Path = REPORTS) -> dict:
+def evaluate(model: str, settings: EvaluateSettings, *, paths: Paths | None = None, models_dir: Path | None = None,
+             repos_path: Path | None = None, tokens_dir: Path | None = None, matches_path: Path | None = None,
+             reports_dir: Path | None = None) -> dict:
+    """Evaluate `<paths.models>/<model>`; the folders and files default to the `paths` entries."""
     import torch
 
     from dscoder.eval.generate import load_model, uses_chat
     from dscoder.eval.sandbox import probe_layers
 
     check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", model)), "--model", f"not a model name: {model!r}")
+    paths = paths or load_paths()
+    models_dir, repos_path = Path(models_dir or paths.models), Path(repos_path or paths.clean_repos)
+    tokens_dir, matches_path = Path(tokens_dir or paths.tokens), Path(matches_path or paths.clean_matches)
+    reports_dir = Path(reports_dir or Path(paths.reports) / "eval")
     timer, s = Timer(), settings
     device = ("cuda" if torch.cuda.is_available() else "cpu") if s.device == "auto" else s.device
     lm, tokenizer = load_model(str(Path(models_dir) / model), device=device, dtype=s.dtype)
@@ -80,8 +85,9 @@ def evaluate(model: str, settings: EvaluateSettings, *, models_dir: Path = MODEL
         "timing": {"total_s": timer.total, **{f"{k}_s": v for k, v in timer.marks.items()}},
         "env": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__},
     }
-    report = write_report_files(Path(reports_dir) / f"{model}.json", report)  # timings beside, not in the metrics
-    publish_artifact(f"eval-{re.sub(r'[^a-z0-9-]', '-', model.lower())}", report)
+    out = Path(reports_dir) / f"{model}.json"
+    report = write_report_files(out, report)  # timings beside, not in the metrics
+    publish_artifact(f"eval-{re.sub(r'[^a-z0-9-]', '-', model.lower())}", report, out)
     print(f"evaluate {model}: " + ", ".join(f"{b}.{k}={v:.4g}" for b, d in report["summary"].items()
                                             for k, v in d.items()))
     return report
@@ -108,10 +114,11 @@ def summary(results: dict) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", required=True, help="model directory name under artifacts/models/")
+    ap.add_argument("--model", required=True, help="model folder name under params.yaml's paths.models")
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = ap.parse_args()
-    run_flow(evaluate, args.model, EvaluateSettings.from_dict(load_params(args.params).get("evaluate")))
+    params = load_params(args.params)
+    run_flow(evaluate, args.model, EvaluateSettings.from_dict(params.get("evaluate")), paths=load_paths(params))
 
 
 if __name__ == "__main__":

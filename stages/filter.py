@@ -1,4 +1,4 @@
-"""filter: data/raw/files.parquet → data/filtered/files.parquet (+ data/filtered/audit.parquet).
+"""filter: paths.raw_files → paths.filtered_files (+ paths.filtered_audit).
 
 StarCoder rules (Sec. 2.1) and the parse check (Sec. 2.4); drops are counted per rule and
 per language in reports/filter.json and every dropped file is listed in the audit.
@@ -12,18 +12,21 @@ from prefect import flow
 
 from dscoder.data.filters import FilterSettings, FilterStep
 from dscoder.data.step import merge_counts, total, tree
+from dscoder.paths import Paths, report_refs
 from dscoder.schemas import FILES
-from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,
+from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_step, scratch, stage_args,
                            write_report, write_step_outputs)
 
-IN = Path("data/raw/files.parquet")
-OUT = Path("data/filtered/files.parquet")
-AUDIT_OUT = Path("data/filtered/audit.parquet")
+READS = ("raw_files",)
+WRITES = ("filtered_files", "filtered_audit", *report_refs("filter"))
 
 
 @flow(name="filter", log_prints=True)
-def filter_files(settings: FilterSettings, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
-                 audit_out: Path = AUDIT_OUT) -> dict:
+def filter_files(settings: FilterSettings, runner: RunnerSettings, src: Path | None = None, out: Path | None = None,
+                 audit_out: Path | None = None, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
+    src, out = Path(src or paths.raw_files), Path(out or paths.filtered_files)
+    audit_out = Path(audit_out or paths.filtered_audit)
     timer = Timer()
     with scratch(out, "filter") as work:
         results = run_step(FilterStep(settings), src, work, runner, size_columns=["content"])
@@ -51,7 +54,7 @@ def filter_files(settings: FilterSettings, runner: RunnerSettings, src: Path = I
         "throughput": {"files_per_s": round(files_in / max(timer.marks["filter"], 1e-9), 1)},
     }
     print(f"filter: kept {kept} of {files_in} files; drops by rule: {report['dropped_by_rule']}")
-    return write_report("filter", report, timer)
+    return write_report("filter", report, timer, paths)
 
 
 def main() -> None:
@@ -59,7 +62,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = FilterSettings.from_dict(params.get("filter"), "filter")
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(filter_files, settings, runner, on=runner)
+    run_flow(filter_files, settings, runner, paths=load_paths(params), on=runner)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""general_lm: data/clean/repos.parquet → artifacts/models/general (default profile only).
+"""general_lm: paths.clean_repos → <paths.models>/general (default profile only).
 
 v1.5 (Sec. 5) continues pretraining from a general LLM (DeepSeek-LLM-7B in the paper). So
 that the default profile runs offline, this stage trains a small general model of its own on
@@ -18,21 +18,20 @@ from prefect import flow, task
 from dscoder.io import atomic_path
 from dscoder.train.mixture import general_lm_texts, train_general_tokenizer, write_texts
 from dscoder.data.stream import read_repos
-from stages.common import Timer, load_params, run_flow, run_task, stage_args
+from dscoder.paths import Paths
+from stages.common import Timer, load_params, load_paths, run_flow, run_task, stage_args
 from stages.common.model_card import DATA_STAGES, card_facts
-from stages.common.training import TrainingSettings, check_training, run_training, training_report
+from stages.common.training import (TrainingSettings, check_training, run_training, trainer_paths, training_report,
+                                    training_writes)
 
-IN = Path("data/clean/repos.parquet")
-TOKENIZER = Path("artifacts/tokenizer-general")
-TOKENS = Path("data/general_tokens")
-PATHS = {
-    "tokens_dir": str(TOKENS),
-    "tokenizer_dir": str(TOKENIZER),
-    "checkpoint_dir": "checkpoints/general_lm",
-    "metrics_dir": "reports/general_lm",
-    "export_dir": "artifacts/models/general",
-    "summary_path": "checkpoints/general_lm/summary.json",
-}
+MODEL = "general"
+READS = ("clean_repos",)
+WRITES = ("general_tokenizer", "general_tokens", *training_writes("general_lm", MODEL))
+
+
+def general_lm_paths(paths: Paths) -> dict[str, str]:
+    """The trainer's path fields of this stage."""
+    return trainer_paths(paths, "general_lm", tokens="general_tokens", tokenizer="general_tokenizer", model=MODEL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,33 +51,35 @@ class GeneralLmSettings(TrainingSettings):
 
 
 @task(name="general-corpus")
-def corpus(vocab_size: int, seq_len: int) -> dict:
-    texts = general_lm_texts(read_repos(IN))
+def corpus(vocab_size: int, seq_len: int, paths: Paths) -> dict:
+    texts = general_lm_texts(read_repos(paths.clean_repos))
     tok = train_general_tokenizer([t for _, t in texts], vocab_size)
-    with atomic_path(TOKENIZER, is_dir=True) as tmp:
+    with atomic_path(Path(paths.general_tokenizer), is_dir=True) as tmp:
         tok.save_pretrained(str(tmp))
-    meta = write_texts(texts, tok, TOKENS, seq_len=seq_len)
+    meta = write_texts(texts, tok, Path(paths.general_tokens), seq_len=seq_len)
     return {"texts": len(texts), **{k: v for k, v in meta.items() if isinstance(v, (int, float, str))}}
 
 
 @flow(name="general_lm", log_prints=True)
-def general_lm(section: dict) -> dict:
+def general_lm(section: dict, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
     timer = Timer()
     settings = GeneralLmSettings.from_dict(section)
-    data = run_task(corpus, settings.vocab_size, settings.seq_len)
+    data = run_task(corpus, settings.vocab_size, settings.seq_len, paths)
     timer.mark("corpus")
     card = card_facts("general_lm", section, before=DATA_STAGES, data={"corpus": data})
-    summary = run_training("general_lm", section, PATHS, card=card, settings=GeneralLmSettings)
+    summary = run_training("general_lm", section, general_lm_paths(paths), card=card, settings=GeneralLmSettings)
     timer.mark("train")
-    return training_report("general_lm", summary, timer, extra={"data": data})
+    return training_report("general_lm", summary, timer, paths, extra={"data": data})
 
 
 def main() -> None:
     args = stage_args(__doc__)
-    section = load_params(args.params).get("general_lm") or {}
+    params = load_params(args.params)
+    section, paths = params.get("general_lm") or {}, load_paths(params)
     # the trainer's names and types now, its values once the flow has built the corpus
-    check_training("general_lm", section, PATHS, validate=False, settings=GeneralLmSettings)
-    run_flow(general_lm, section)
+    check_training("general_lm", section, general_lm_paths(paths), validate=False, settings=GeneralLmSettings)
+    run_flow(general_lm, section, paths)
 
 
 if __name__ == "__main__":

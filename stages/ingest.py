@@ -1,4 +1,4 @@
-"""ingest: source specs in params → data/raw/files.parquet (+ data/raw/audit.parquet).
+"""ingest: source specs in params → paths.raw_files (+ paths.raw_audit).
 
 Sources are planned into units of work (a repository of a `dirs` or `stack_parquet` source, or
 a whole source), cut into shards by estimated bytes and run largest first; every worker
@@ -14,16 +14,20 @@ from prefect import flow
 from dscoder.data.ingest import IngestSettings, ingest_shard, plan_sources
 from dscoder.data.step import merge_counts, total, tree
 from dscoder.data.stream import cut_shards, largest_first
+from dscoder.paths import Paths, report_refs
 from dscoder.schemas import FILES
-from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_shards, scratch, stage_args,
+from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_shards, scratch, stage_args,
                            write_report, write_step_outputs)
 
-OUT = Path("data/raw/files.parquet")
-AUDIT_OUT = Path("data/raw/audit.parquet")
+READS: tuple = ()
+WRITES = ("raw_files", "raw_audit", *report_refs("ingest"))
 
 
 @flow(name="ingest", log_prints=True)
-def ingest(settings: IngestSettings, runner: RunnerSettings, out: Path = OUT, audit_out: Path = AUDIT_OUT) -> dict:
+def ingest(settings: IngestSettings, runner: RunnerSettings, out: Path | None = None, audit_out: Path | None = None,
+           paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
+    out, audit_out = Path(out or paths.raw_files), Path(audit_out or paths.raw_audit)
     timer = Timer()
     tasks = plan_sources(settings.sources)
     shards = cut_shards([(i, 1, t.nbytes) for i, t in enumerate(tasks)], shards=runner.shards,
@@ -59,7 +63,7 @@ def ingest(settings: IngestSettings, runner: RunnerSettings, out: Path = OUT, au
     if not report["repos"]:
         print(f"ingest: WARNING: no repository was ingested from {len(settings.sources)} source(s); the reasons are "
               f"in {audit_out}. Later stages pass the empty corpus on; the tokenizer cannot train on it.")
-    return write_report("ingest", report, timer)
+    return write_report("ingest", report, timer, paths)
 
 
 def main() -> None:
@@ -67,7 +71,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = IngestSettings.from_dict(params.get("ingest"), "ingest")
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(ingest, settings, runner, on=runner)
+    run_flow(ingest, settings, runner, paths=load_paths(params), on=runner)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""instruct: artifacts/models/base-16k + data/instruct → artifacts/models/instruct.
+"""instruct: <paths.models>/base-16k + paths.instruct_data → <paths.models>/instruct.
 
 Sec. 3.7: the DeepSeek-Coder-Instruct prompt layout (system prompt, `### Instruction:` /
 `### Response:` turns, <|EOT|> after each answer) is set as the tokenizer's chat template, so
@@ -16,22 +16,21 @@ from prefect import flow, task
 from transformers import AutoTokenizer
 
 from dscoder.instruct import InstructPackSettings, pack_instructions, read_examples, save_chat_tokenizer
-from stages.common import Timer, load_params, run_flow, run_task, stage_args
+from dscoder.paths import Paths
+from stages.common import Timer, load_params, load_paths, run_flow, run_task, stage_args
 from stages.common.model_card import card_facts, instruction_data
-from stages.common.training import TrainingSettings, check_training, run_training, training_report
+from stages.common.training import (TrainingSettings, check_training, run_training, trainer_paths, training_report,
+                                    training_writes)
 
-BASE = "artifacts/models/base-16k"
-DATA = Path("data/instruct")
-TOKENS = Path("data/instruct_tokens")
-CHAT_TOKENIZER = "artifacts/tokenizer-chat"
-PATHS = {
-    "tokens_dir": str(TOKENS),
-    "tokenizer_dir": CHAT_TOKENIZER,
-    "checkpoint_dir": "checkpoints/instruct",
-    "metrics_dir": "reports/instruct",
-    "export_dir": "artifacts/models/instruct",
-    "summary_path": "checkpoints/instruct/summary.json",
-}
+BASE, MODEL = "base-16k", "instruct"
+READS = ("instruct_data", ("models", BASE))
+WRITES = ("chat_tokenizer", "instruct_tokens", *training_writes("instruct", MODEL))
+CARD_READS = ("reports",)  # the model card's facts: deliberately no deps (stages.common.model_card)
+
+
+def instruct_paths(paths: Paths) -> dict[str, str]:
+    """The trainer's path fields of this stage."""
+    return trainer_paths(paths, "instruct", tokens="instruct_tokens", tokenizer="chat_tokenizer", model=MODEL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,38 +45,42 @@ class InstructSettings(TrainingSettings):
 
 
 @task(name="pack-instructions")
-def pack(pp: InstructPackSettings) -> dict:
-    save_chat_tokenizer(BASE, CHAT_TOKENIZER, system_prompt=pp.system_prompt, eot=pp.eot)
-    tok = AutoTokenizer.from_pretrained(CHAT_TOKENIZER)
-    meta = pack_instructions(read_examples(DATA / "train.jsonl"), read_examples(DATA / "validation.jsonl"), tok,
-                             TOKENS, pp)
+def pack(pp: InstructPackSettings, paths: Paths) -> dict:
+    save_chat_tokenizer(paths.model(BASE), paths.chat_tokenizer, system_prompt=pp.system_prompt, eot=pp.eot)
+    tok = AutoTokenizer.from_pretrained(paths.chat_tokenizer)
+    data = Path(paths.instruct_data)
+    meta = pack_instructions(read_examples(data / "train.jsonl"), read_examples(data / "validation.jsonl"), tok,
+                             Path(paths.instruct_tokens), pp)
     meta.pop("audit", None)
     return meta
 
 
 @flow(name="instruct", log_prints=True)
-def instruct(section: dict) -> dict:
+def instruct(section: dict, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
     timer = Timer()
     pp = InstructSettings.from_dict(section).pack
-    meta = run_task(pack, pp)
+    meta = run_task(pack, pp, paths)
     timer.mark("pack")
     data = {k: v for k, v in meta.items() if isinstance(v, (int, float, str))}
-    card = card_facts("instruct", section, start=BASE, between=("instruct_data",),
-                      data={**instruction_data(), "tokens": data})
-    summary = run_training("instruct", section, PATHS, extra={"init_from": BASE, "loss_mask": True,
-                                                               "seq_len": pp.seq_len}, card=card,
+    base = paths.model(BASE)
+    card = card_facts("instruct", section, start=base, between=("instruct_data",),
+                      data={**instruction_data(paths.reports), "tokens": data})
+    summary = run_training("instruct", section, instruct_paths(paths), extra={"init_from": base, "loss_mask": True,
+                                                                            "seq_len": pp.seq_len}, card=card,
                            settings=InstructSettings)
     timer.mark("train")
     print(f"instruct: {summary['steps']} steps, final loss {summary['final_train_loss']:.3f}")
-    return training_report("instruct", summary, timer, extra={"data": data})
+    return training_report("instruct", summary, timer, paths, extra={"data": data})
 
 
 def main() -> None:
     args = stage_args(__doc__)
-    section = load_params(args.params).get("instruct") or {}
+    params = load_params(args.params)
+    section, paths = params.get("instruct") or {}, load_paths(params)
     # the trainer's names and types now, its values once the flow has packed the data
-    check_training("instruct", section, PATHS, validate=False, settings=InstructSettings)
-    run_flow(instruct, section)
+    check_training("instruct", section, instruct_paths(paths), validate=False, settings=InstructSettings)
+    run_flow(instruct, section, paths)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""long_context: artifacts/models/base + data/tokens → artifacts/models/base-16k.
+"""long_context: <paths.models>/base + paths.tokens → <paths.models>/base-16k.
 
 Sec. 3.6: RoPE linear scaling factor 1 → 4 and base 10000 → 100000, then more steps at the
 long window (16K in the paper preset), LR equal to the end of pretraining (constant).
@@ -12,20 +12,22 @@ from typing import ClassVar
 from prefect import flow
 
 from dscoder.config import Settings
+from dscoder.paths import Paths
 from dscoder.train import long_context_overrides
-from stages.common import Timer, load_params, run_flow, stage_args
+from stages.common import Timer, load_params, load_paths, run_flow, stage_args
 from stages.common.model_card import card_facts, code_data
-from stages.common.training import TrainingSettings, check_training, run_training, training_report
+from stages.common.training import (TrainingSettings, check_training, run_training, trainer_paths, training_report,
+                                    training_writes)
 
-BASE = "artifacts/models/base"
-PATHS = {
-    "tokens_dir": "data/tokens",
-    "tokenizer_dir": "artifacts/tokenizer",
-    "checkpoint_dir": "checkpoints/long_context",
-    "metrics_dir": "reports/long_context",
-    "export_dir": "artifacts/models/base-16k",
-    "summary_path": "checkpoints/long_context/summary.json",
-}
+BASE, MODEL = "base", "base-16k"
+READS = ("tokens", "tokenizer", ("models", BASE))
+WRITES = training_writes("long_context", MODEL)
+CARD_READS = ("clean_repos", "reports")  # the model card's facts: deliberately no deps (stages.common.model_card)
+
+
+def long_context_paths(paths: Paths) -> dict[str, str]:
+    """The trainer's path fields of this stage."""
+    return trainer_paths(paths, "long_context", tokens="tokens", tokenizer="tokenizer", model=MODEL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,27 +62,31 @@ class LongContextSettings(TrainingSettings):
 
 
 @flow(name="long_context", log_prints=True)
-def long_context(section: dict) -> dict:
+def long_context(section: dict, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
     timer = Timer()
-    card = card_facts("long_context", section, start=BASE, data=code_data(PATHS["tokens_dir"]))
+    base = paths.model(BASE)
+    card = card_facts("long_context", section, start=base, data=code_data(paths.tokens, paths.clean_repos, paths.reports))
     settings = LongContextSettings.from_dict(section)
-    extra = long_context_overrides(BASE, seq_len=settings.seq_len, factor=settings.rope.factor,
+    extra = long_context_overrides(base, seq_len=settings.seq_len, factor=settings.rope.factor,
                                    rope_theta=settings.rope.theta, lr=settings.lr)
     for key in ("schedule", "warmup_steps"):  # the params may still override these
         if key in section:
             extra.pop(key)
-    summary = run_training("long_context", section, PATHS, extra=extra, card=card, settings=LongContextSettings)
+    summary = run_training("long_context", section, long_context_paths(paths), extra=extra, card=card,
+                           settings=LongContextSettings)
     timer.mark("train")
     print(f"long_context: {summary['steps']} steps at {summary['seq_len']} tokens, final loss {summary['final_train_loss']:.3f}")
-    return training_report("long_context", summary, timer)
+    return training_report("long_context", summary, timer, paths)
 
 
 def main() -> None:
     args = stage_args(__doc__)
-    section = load_params(args.params).get("long_context") or {}
+    params = load_params(args.params)
+    section, paths = params.get("long_context") or {}, load_paths(params)
     # names and types now; the values once the flow has read the base model's settings
-    check_training("long_context", section, PATHS, validate=False, settings=LongContextSettings)
-    run_flow(long_context, section)
+    check_training("long_context", section, long_context_paths(paths), validate=False, settings=LongContextSettings)
+    run_flow(long_context, section, paths)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""pack: data/clean/repos.parquet + artifacts/tokenizer → data/tokens/.
+"""pack: paths.clean_repos + paths.tokenizer → paths.tokens (+ paths.tokens_audit).
 
 Sec. 3.1: FIM at rate 0.5 (PSM), on the unit `pack.fim.unit` names (file blocks, training
 windows, or whole documents as the paper writes), documents joined with EOS and cut into
 `seq_len` blocks; train/validation split by repository. The input is read in batches of
-about `runner.batch_bytes` and the outputs are written as they come. `data/tokens/` holds
+about `runner.batch_bytes` and the outputs are written as they come. The token folder holds
 train.bin / val.bin (uint16 when the vocabulary fits), meta.json and the index that traces
 every token back to its repository, file and FIM role. The report gives, per split, the share
 of FIM units transformed, the share of training windows holding a complete FIM example
@@ -21,19 +21,19 @@ from dscoder.data.stream import iter_slices
 from dscoder.io import write_parquet
 from dscoder.lineage.metrics import pack_by_language
 from dscoder.tokens.pack import PackParams, pack_repos
+from dscoder.paths import Paths, report_refs
 from dscoder.schemas import AUDIT
-from stages.common import RunnerSettings, Timer, load_params, run_flow, stage_args, write_report
+from stages.common import RunnerSettings, Timer, load_params, load_paths, run_flow, stage_args, write_report
 from stages.common.progress import Progress
 
-IN = Path("data/clean/repos.parquet")
-TOKENIZER = Path("artifacts/tokenizer")
-OUT = Path("data/tokens")
-AUDIT_OUT = Path("data/tokens_audit.parquet")
+READS = ("clean_repos", "tokenizer")
+WRITES = ("tokens", "tokens_audit", *report_refs("pack"))
 
 
 @flow(name="pack", log_prints=True)
-def pack(params: PackParams, runner: RunnerSettings, src: Path = IN, tokenizer_dir: Path = TOKENIZER,
-         out: Path = OUT) -> dict:
+def pack(params: PackParams, runner: RunnerSettings, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
+    src, tokenizer_dir, out = Path(paths.clean_repos), Path(paths.tokenizer), Path(paths.tokens)
     timer = Timer()
     # Encoding runs in the library's own process pool (spawned workers, bounded read-ahead);
     # `runner.workers` sets its size. The output depends on neither it nor the batch size.
@@ -43,7 +43,7 @@ def pack(params: PackParams, runner: RunnerSettings, src: Path = IN, tokenizer_d
                          on_progress=lambda done, total: (progress.set_total(total), progress.update_to(done)))
     timer.mark("pack")
     audit = res.pop("audit")
-    write_parquet(AUDIT_OUT, pa.Table.from_pylist(audit, schema=AUDIT))
+    write_parquet(paths.tokens_audit, pa.Table.from_pylist(audit, schema=AUDIT))
     fim = res["fim"]["stats"]
     for s in ("train", "val"):
         print(f"pack: {s}: {res['splits'][s]['n_tokens']} tokens; FIM unit {params.fim.unit}: "
@@ -52,13 +52,14 @@ def pack(params: PackParams, runner: RunnerSettings, src: Path = IN, tokenizer_d
     # tokens and files per language per split, from the segments index (sums to n_tokens)
     by_language = {s: pack_by_language((t for _, t in iter_slices(out / f"{s}.segments.parquet", None)),
                                        res["splits"][s]["n_tokens"]) for s in ("train", "val")}
-    return write_report("pack", {**res, "audit_rows": len(audit), "by_language": by_language}, timer)
+    return write_report("pack", {**res, "audit_rows": len(audit), "by_language": by_language}, timer, paths)
 
 
 def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
-    run_flow(pack, PackParams.from_dict(params.get("pack"), "pack"), RunnerSettings.from_dict(params.get("runner"), "runner"))
+    run_flow(pack, PackParams.from_dict(params.get("pack"), "pack"), RunnerSettings.from_dict(params.get("runner"), "runner"),
+             load_paths(params))
 
 
 if __name__ == "__main__":

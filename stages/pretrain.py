@@ -1,43 +1,48 @@
-"""pretrain: data/tokens → artifacts/models/base (HF format), under torchrun + FSDP2.
+"""pretrain: paths.tokens → <paths.models>/base (HF format), under torchrun + FSDP2.
 
 Sec. 3: next-token (+ document-level FIM, already in the tokens) on the packed stream;
 AdamW (0.9, 0.95), warm-up, the three-stage step schedule. Loss curves go to
-reports/pretrain/plots (dvc plots), the summary to reports/pretrain.json.
+<paths.reports>/pretrain/plots (dvc plots), the summary to <paths.reports>/pretrain.json.
 """
 
 from __future__ import annotations
 
 from prefect import flow
 
-from stages.common import Timer, load_params, run_flow, stage_args
+from dscoder.paths import Paths
+from stages.common import Timer, load_params, load_paths, run_flow, stage_args
 from stages.common.model_card import DATA_STAGES, TOKEN_STAGES, card_facts, code_data
-from stages.common.training import check_training, run_training, training_report
+from stages.common.training import check_training, run_training, trainer_paths, training_report, training_writes
 
-PATHS = {
-    "tokens_dir": "data/tokens",
-    "tokenizer_dir": "artifacts/tokenizer",
-    "checkpoint_dir": "checkpoints/pretrain",
-    "metrics_dir": "reports/pretrain",
-    "export_dir": "artifacts/models/base",
-    "summary_path": "checkpoints/pretrain/summary.json",
-}
+MODEL = "base"
+READS = ("tokens", "tokenizer")
+WRITES = training_writes("pretrain", MODEL)
+CARD_READS = ("clean_repos", "reports")  # the model card's facts: deliberately no deps (stages.common.model_card)
+
+
+def pretrain_paths(paths: Paths) -> dict[str, str]:
+    """The trainer's path fields of this stage."""
+    return trainer_paths(paths, "pretrain", tokens="tokens", tokenizer="tokenizer", model=MODEL)
 
 
 @flow(name="pretrain", log_prints=True)
-def pretrain(section: dict) -> dict:
+def pretrain(section: dict, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
     timer = Timer()
-    card = card_facts("pretrain", section, before=(*DATA_STAGES, *TOKEN_STAGES), data=code_data(PATHS["tokens_dir"]))
-    summary = run_training("pretrain", section, PATHS, card=card)
+    card = card_facts("pretrain", section, before=(*DATA_STAGES, *TOKEN_STAGES),
+                      data=code_data(paths.tokens, paths.clean_repos, paths.reports))
+    summary = run_training("pretrain", section, pretrain_paths(paths), card=card)
     timer.mark("train")
     print(f"pretrain: {summary['steps']} steps, final loss {summary['final_train_loss']:.3f}")
-    return training_report("pretrain", summary, timer)
+    return training_report("pretrain", summary, timer, paths)
 
 
 def main() -> None:
     args = stage_args(__doc__)
-    section = load_params(args.params).get("pretrain") or {}
-    check_training("pretrain", section, PATHS)
-    run_flow(pretrain, section)
+    params = load_params(args.params)
+    section, paths = params.get("pretrain") or {}, load_paths(params)
+    check_training("pretrain", section, pretrain_paths(paths))
+    run_flow(pretrain, section, paths)
 
 
 if __name__ == "__main__":

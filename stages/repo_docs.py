@@ -1,4 +1,4 @@
-"""repo_docs: data/filtered/files.parquet → data/repos/repos.parquet (+ data/repos/audit.parquet).
+"""repo_docs: paths.filtered_files → paths.repo_docs (+ paths.repo_docs_audit).
 
 One document per repository, files in dependency order (Sec. 2.2; `repo_docs.algorithm`),
 streamed in byte-bounded batches of whole repositories; a repository larger than
@@ -17,18 +17,19 @@ from prefect import flow
 from dscoder.data.repo_docs.document import LanguageStats, RepoDocsSettings
 from dscoder.data.repo_docs.step import RepoDocsStep
 from dscoder.data.step import merge_counts, tree
+from dscoder.paths import Paths, report_refs
 from dscoder.schemas import REPOS
-from stages.common import (RunnerSettings, Timer, load_params, run_flow, run_step, scratch, stage_args,
+from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_step, scratch, stage_args,
                            write_report, write_step_outputs)
 
-IN = Path("data/filtered/files.parquet")
-OUT = Path("data/repos/repos.parquet")
-AUDIT_OUT = Path("data/repos/audit.parquet")
+READS = ("filtered_files",)
+WRITES = ("repo_docs", "repo_docs_audit", *report_refs("repo_docs"))
 
 
 @flow(name="repo_docs", log_prints=True)
-def repo_docs(settings: RepoDocsSettings, runner: RunnerSettings, src: Path = IN, out: Path = OUT,
-              audit_out: Path = AUDIT_OUT) -> dict:
+def repo_docs(settings: RepoDocsSettings, runner: RunnerSettings, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
+    src, out, audit_out = Path(paths.filtered_files), Path(paths.repo_docs), Path(paths.repo_docs_audit)
     timer = Timer()
     with scratch(out, "repo_docs") as work:
         results = run_step(RepoDocsStep(settings), src, work, runner, size_columns=["content"])
@@ -56,7 +57,7 @@ def repo_docs(settings: RepoDocsSettings, runner: RunnerSettings, src: Path = IN
     }
     print(f"repo_docs: {report['repos']} repositories ({report['repos_split']} split, {report['documents']} "
           f"documents), {report['files']} files, {report['cycles_broken']} cycles broken")
-    return write_report("repo_docs", report, timer)
+    return write_report("repo_docs", report, timer, paths)
 
 
 def main() -> None:
@@ -64,7 +65,7 @@ def main() -> None:
     params = load_params(args.params)
     settings = RepoDocsSettings.from_dict(params.get("repo_docs"), "repo_docs")
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(repo_docs, settings, runner, on=runner)
+    run_flow(repo_docs, settings, runner, paths=load_paths(params), on=runner)
 
 
 if __name__ == "__main__":

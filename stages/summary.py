@@ -1,4 +1,4 @@
-"""summary: reports/*.json → reports/summary.json, the figures one compares across experiments.
+"""summary: <paths.reports>/*.json → <paths.reports>/summary.json, the figures one compares across experiments.
 
     python -m stages.summary            # what `dvc repro summary` runs
     .venv/bin/dscoder exp               # the headline side by side across experiments
@@ -22,15 +22,17 @@ import json
 from pathlib import Path
 
 from dscoder.io import write_json
+from dscoder.paths import Paths
 from dscoder.summary import TRAINING, summarize
 
-REPORTS = Path("reports")
-OUT = REPORTS / "summary.json"
+REPORTED = ("ingest", "filter", "repo_docs", "dedup", "decontam", "pack", *TRAINING)
+"""The stage reports summarized (with every evaluated model's)."""
+READS = (*(("reports", f"{n}.json") for n in REPORTED), ("reports", "eval/{model}.json"))
+WRITES = (("reports", "summary.json"),)
 
 
-def read_reports(reports_dir: Path = REPORTS) -> dict[str, dict]:
-    names = ["ingest", "filter", "repo_docs", "dedup", "decontam", "pack", *TRAINING]
-    out = {n: json.loads(p.read_text()) for n in names if (p := reports_dir / f"{n}.json").is_file()}
+def read_reports(reports_dir: Path) -> dict[str, dict]:
+    out = {n: json.loads(p.read_text()) for n in REPORTED if (p := reports_dir / f"{n}.json").is_file()}
     for p in sorted((reports_dir / "eval").glob("*.json")):
         if not p.name.endswith(".timing.json"):
             out[f"eval/{p.stem}"] = json.loads(p.read_text())
@@ -39,10 +41,11 @@ def read_reports(reports_dir: Path = REPORTS) -> dict[str, dict]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reports", default=str(REPORTS), help="folder of the stage reports (default: reports)")
+    ap.add_argument("--params", default="params.yaml", help="params file whose paths.reports is the default --reports")
+    ap.add_argument("--reports", default=None, help="folder of the stage reports (default: paths.reports)")
     ap.add_argument("--out", default=None, help="output (default: <reports>/summary.json)")
     args = ap.parse_args(argv)
-    reports = Path(args.reports)
+    reports = Path(args.reports or Paths.load(args.params).reports)
     summary = summarize(read_reports(reports))
     write_json(Path(args.out) if args.out else reports / "summary.json", summary)
     print(f"summary: {', '.join(summary) or 'no reports'} → {args.out or reports / 'summary.json'}")

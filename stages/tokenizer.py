@@ -1,4 +1,4 @@
-"""tokenizer: data/clean/repos.parquet → artifacts/tokenizer/ (loads with AutoTokenizer).
+"""tokenizer: paths.clean_repos → paths.tokenizer (a folder; loads with AutoTokenizer).
 
 Sec. 3.2: byte-level BPE trained with HuggingFace `tokenizers` on a sample of the clean
 corpus (the training repositories only: the validation split of `pack` is held out), with
@@ -19,13 +19,14 @@ from dscoder.data.doc_formats import DEFAULT_DOC_FORMAT, format_tokens
 from dscoder.data.repo_docs.document import RepoDocsSettings
 from dscoder.data.stream import BATCH_BYTES, read_repos, repo_ids
 from dscoder.tokens.split import val_repo_ids
+from dscoder.paths import Paths, report_refs
 from dscoder.tokens.tokenizer import (TokenizerParams, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
                                save_tokenizer, special_token_ids, train_tokenizer)
-from stages.common import RunnerSettings, Timer, load_params, run_flow, run_task, stage_args, write_report
+from stages.common import RunnerSettings, Timer, load_params, load_paths, run_flow, run_task, stage_args, write_report
 from stages.common.progress import Progress, artifact_key
 
-IN = Path("data/clean/repos.parquet")
-OUT = Path("artifacts/tokenizer")
+READS = ("clean_repos",)
+WRITES = ("tokenizer", *report_refs("tokenizer"))
 
 
 def _docs(src: str, heldout: frozenset[str], batch_bytes: int, want_heldout: bool, progress: Progress | None = None):
@@ -42,7 +43,7 @@ def train(src: str, heldout: frozenset[str], params: TokenizerParams, out: str, 
         plan = plan_sample(_docs(src, heldout, batch_bytes, False, progress), params)
         if not plan.report()["bytes_available"]:
             raise SystemExit(f"tokenizer: {src} holds no training text (an empty corpus: see the ingest report and "
-                             "data/raw/audit.parquet for why); a tokenizer cannot be trained on nothing")
+                             "its audit for why); a tokenizer cannot be trained on nothing")
         tok, info = train_tokenizer(sampled_texts(_docs(src, heldout, batch_bytes, False, progress), plan, params),
                                     params, extra_tokens=extra_tokens)
     digest = save_tokenizer(tok, out, params, info)
@@ -57,8 +58,10 @@ def measure(src: str, heldout: frozenset[str], out: str, batch_bytes: int) -> di
 
 
 @flow(name="tokenizer", log_prints=True)
-def tokenizer(params: TokenizerParams, val_fraction: float, split_seed: int, src: Path = IN, out: Path = OUT,
-              batch_bytes: int = BATCH_BYTES, doc_format: str = DEFAULT_DOC_FORMAT) -> dict:
+def tokenizer(params: TokenizerParams, val_fraction: float, split_seed: int, batch_bytes: int = BATCH_BYTES,
+              doc_format: str = DEFAULT_DOC_FORMAT, paths: Paths | None = None) -> dict:
+    paths = paths or load_paths()
+    src, out = Path(paths.clean_repos), Path(paths.tokenizer)
     timer = Timer()
     ids = set(repo_ids(src))
     heldout = val_repo_ids(ids, val_fraction, split_seed)
@@ -80,7 +83,7 @@ def tokenizer(params: TokenizerParams, val_fraction: float, split_seed: int, src
     }
     print(f"tokenizer: {report['vocab_size']} ids; sample {sample['bytes_sampled']} of "
           f"{sample['bytes_available']} bytes; held-out bytes/token: {bpt.get('all', {}).get('bytes_per_token')}")
-    return write_report("tokenizer", report, timer)
+    return write_report("tokenizer", report, timer, paths)
 
 
 def main() -> None:
@@ -91,7 +94,7 @@ def main() -> None:
     docs = RepoDocsSettings.from_dict(params.get("repo_docs"), "repo_docs")
     run_flow(tokenizer, TokenizerParams.from_dict(params.get("tokenizer"), "tokenizer"),
               float(pack.get("val_fraction", 0.01)), int(pack.get("split_seed", 0)), batch_bytes=runner.batch_bytes,
-              doc_format=docs.doc_format)
+              doc_format=docs.doc_format, paths=load_paths(params))
 
 
 if __name__ == "__main__":

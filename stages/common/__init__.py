@@ -2,6 +2,9 @@
 
 The shape of a stage: a Settings dataclass built from its params.yaml section,
 a Prefect flow that calls library code, atomic outputs, and `reports/<stage>.json`.
+Every path a stage reads or writes is an entry of params.yaml's `paths` section
+(`dscoder.paths.Paths`, `load_paths`); the stage module's `READS` / `WRITES` name those
+entries, and a test checks them against the stage's deps and outs in dvc.yaml.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dscoder.config import Settings, check
 from dscoder.data.step import ShardResult, Step, run_shard
 from dscoder.data.stream import Shard, concat_parts, largest_first, plan_shards
 from dscoder.io import pid_alive, write_json
+from dscoder.paths import Paths
 from dscoder.pool import WorkerPool, bound_malloc
 from dscoder.schemas import AUDIT
 
@@ -67,6 +71,20 @@ class RunnerSettings(Settings):
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     with open(path) as f:
         return yaml.safe_load(f) or {}
+
+
+def project_params_file() -> Path:
+    """The params.yaml of the checkout this code runs from (beside the `stages` package)."""
+    import stages
+
+    return Path(stages.__file__).resolve().parents[1] / "params.yaml"
+
+
+def load_paths(params: dict[str, Any] | None = None) -> Paths:
+    """The `paths` section of `params` (a loaded params file; a stage's main() passes its own),
+    else of the project's params.yaml (a flow called directly, as the tests do). A missing or
+    unknown entry fails naming `paths.<key>`."""
+    return Paths.from_params(params if params is not None else load_params(project_params_file()))
 
 
 def stage_args(description: str) -> argparse.Namespace:
@@ -400,13 +418,13 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def write_report(stage: str, report: dict[str, Any], timer: Timer, reports_dir: str | Path = "reports") -> dict:
-    """Write `reports/<stage>.json` (counts: the DVC metrics) and `reports/<stage>.timing.json`
-    (timings, throughput, environment: a DVC plot, never a metric, so `dvc metrics diff` and
-    `dvc exp show` between two runs of the same params show nothing), and publish both to
-    Prefect as one table."""
-    report = write_report_files(Path(reports_dir) / f"{stage}.json", report, timer)
-    publish_artifact(stage, report)
+def write_report(stage: str, report: dict[str, Any], timer: Timer, paths: Paths) -> dict:
+    """Write `<paths.reports>/<stage>.json` (counts: the DVC metrics) and `<stage>.timing.json`
+    beside it (timings, throughput, environment: a DVC plot, never a metric, so `dvc metrics
+    diff` and `dvc exp show` between two runs of the same params show nothing), and publish
+    both to Prefect as one table."""
+    report = write_report_files(paths.report(stage), report, timer)
+    publish_artifact(stage, report, paths.report(stage))
     return report
 
 
@@ -421,8 +439,9 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def publish_artifact(stage: str, report: dict) -> None:
-    """Publish a report as a Prefect table artifact (shown on the flow run page in the UI)."""
+def publish_artifact(stage: str, report: dict, source: str | Path | None = None) -> None:
+    """Publish a report as a Prefect table artifact (shown on the flow run page in the UI);
+    `source`: the report file it shows."""
     try:
         from prefect.artifacts import create_table_artifact
         from prefect.context import FlowRunContext
@@ -431,6 +450,6 @@ def publish_artifact(stage: str, report: dict) -> None:
             return
         rows = [{"metric": k, "value": v} for k, v in sorted(_flatten(report).items())]
         create_table_artifact(key=f"{stage.replace('_', '-')}-report", table=rows,
-                              description=f"reports/{stage}.json")
+                              description=str(source or f"the {stage} report"))
     except Exception as e:  # the report on disk is the source of truth; the UI copy is best effort
         print(f"[{stage}] could not publish the report artifact: {e}")

@@ -60,7 +60,7 @@ def recipe(stages: tuple[str, ...] | list[str], params_file: str | Path = "param
     return out
 
 
-def data_figures(reports_dir: str | Path = "reports") -> dict[str, Any]:
+def data_figures(reports_dir: str | Path) -> dict[str, Any]:
     """The data stages' headline figures (`dscoder.summary.summarize`) from the reports that exist."""
     from dscoder.summary import summarize
 
@@ -93,9 +93,9 @@ def training_sources(docs: str | Path, repos: str | Path) -> list[dict[str, Any]
     return sorted(sources.values(), key=lambda e: (-e["tokens"], e["source"]))
 
 
-def code_data(tokens_dir: str | Path = "data/tokens", repos: str | Path = "data/clean/repos.parquet",
-              reports_dir: str | Path = "reports") -> dict[str, Any]:
-    """What a model trained on pack's token folder saw (see the module docstring)."""
+def code_data(tokens_dir: str | Path, repos: str | Path, reports_dir: str | Path) -> dict[str, Any]:
+    """What a model trained on pack's token folder saw (see the module docstring): `tokens_dir`
+    (paths.tokens), the repositories it came from (paths.clean_repos), the reports (paths.reports)."""
     tokens_dir = Path(tokens_dir)
     meta = _read_json(tokens_dir / "meta.json") or {}
     out: dict[str, Any] = {}
@@ -138,7 +138,7 @@ def card_facts(stage: str, section: dict[str, Any] | None, *, start: str | Path 
     return facts
 
 
-def instruction_data(reports_dir: str | Path = "reports") -> dict[str, Any]:
+def instruction_data(reports_dir: str | Path) -> dict[str, Any]:
     """The instruction examples' figures (reports/instruct_data.json): examples and repositories
     per split, examples per source, duplicates and benchmark hits dropped."""
     r = _read_json(Path(reports_dir) / "instruct_data.json") or {}

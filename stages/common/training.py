@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Self
 
 from dscoder.config import ConfigError, Settings, renamed
 from dscoder.io import write_json
+from dscoder.paths import Paths, Ref, report_refs
 from dscoder.train import torchrun_command, torchrun_env
 from dscoder.train.config import TrainSettings
 from dscoder.train.lock import STAGE_LOCK, TRAINER_LOCK, FolderInUse, FolderLock, die_with_parent, is_locked, read_holder
@@ -66,6 +67,25 @@ class LaunchSettings(Settings):
     @property
     def world_size(self) -> int:
         return self.nproc_per_node * self.nnodes
+
+
+def trainer_paths(paths: Paths, stage: str, *, tokens: str, model: str, tokenizer: str | None = None) -> dict[str, str]:
+    """The trainer's path fields for a training stage: its token folder `tokens` and tokenizer
+    `tokenizer` (paths keys; None: the stage sets it), checkpoints in `<paths.checkpoints>/<stage>`,
+    the loss curves in `<paths.reports>/<stage>`, the export in `<paths.models>/<model>`."""
+    ckpt = paths.checkpoint(stage)
+    out = {"tokens_dir": paths.get(tokens), "checkpoint_dir": ckpt, "metrics_dir": f"{paths.reports}/{stage}",
+           "export_dir": paths.model(model), "summary_path": f"{ckpt}/summary.json"}
+    if tokenizer is not None:
+        out["tokenizer_dir"] = paths.get(tokenizer)
+    return out
+
+
+def training_writes(stage: str, model: str) -> tuple[Ref, ...]:
+    """What every training stage writes (its dvc.yaml outs, metrics and plots), as path refs:
+    the export, the checkpoints, the loss curves and the report (see `trainer_paths`)."""
+    return (("models", model), ("checkpoints", stage), ("reports", f"{stage}/metrics.json"),
+            ("reports", f"{stage}/plots/metrics"), *report_refs(stage))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,10 +214,11 @@ def launch_trainer(stage: str, cfg: dict[str, Any], train_cfg: TrainSettings, ck
     return summary
 
 
-def training_report(stage: str, summary: dict[str, Any], timer: Timer, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def training_report(stage: str, summary: dict[str, Any], timer: Timer, paths: Paths,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
     keep = ("steps", "tokens", "seq_len", "world_size", "device", "final_train_loss", "final_val_loss", "final_lr",
             "params", "tokens_per_sec", "mfu", "resumed_from")
-    return write_report(stage, {**{k: summary.get(k) for k in keep}, **(extra or {})}, timer)
+    return write_report(stage, {**{k: summary.get(k) for k in keep}, **(extra or {})}, timer, paths)
 
 
 # ---- what the Prefect UI shows while a trainer runs ----

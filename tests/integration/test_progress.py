@@ -287,10 +287,11 @@ def test_trainer_bar_on_a_terminal(tmp_path):
 
     _tokens_and_tokenizer(tmp_path)
     (tmp_path / "section.json").write_text(json.dumps({**KILL_TINY, "max_steps": 3}))
-    code = ("import json; from stages.pretrain import PATHS; from stages.common.training import run_training; "
-            "run_training('pretrain', json.load(open('section.json')), PATHS)")
+    code = ("import json; from stages.common import load_paths; from stages.pretrain import pretrain_paths; "
+            "from stages.common.training import run_training; "
+            "run_training('pretrain', json.load(open('section.json')), pretrain_paths(load_paths()))")
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "DSCODER_PROGRESS")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     master, slave = _terminal()
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env, stderr=slave, stdout=subprocess.PIPE)
     os.close(slave)

@@ -158,14 +158,17 @@ def test_changing_max_steps_after_a_kill_starts_over(tmp_path, monkeypatch, capf
 
     monkeypatch.chdir(tmp_path)
     _tokens_and_tokenizer(tmp_path)
-    from stages.pretrain import PATHS
+    from stages.common import load_paths
+    from stages.pretrain import pretrain_paths
+
+    dirs = pretrain_paths(load_paths())  # the project's paths, relative to this folder
 
     with pytest.raises(RuntimeError, match="stopped before max_steps"):
-        run_training("pretrain", {**KILL_TINY, "max_steps": 6, "checkpoint_every": 2, "stop_after_step": 3}, PATHS)
+        run_training("pretrain", {**KILL_TINY, "max_steps": 6, "checkpoint_every": 2, "stop_after_step": 3}, dirs)
     assert (tmp_path / "checkpoints/pretrain/step-000002/manifest.json").is_file()
     assert _curve_steps(tmp_path) == [1, 2]  # the curve ends at the checkpoint, like a kill's
 
-    summary = run_training("pretrain", {**KILL_TINY, "max_steps": 8, "checkpoint_every": 2}, PATHS)
+    summary = run_training("pretrain", {**KILL_TINY, "max_steps": 8, "checkpoint_every": 2}, dirs)
     out = capfd.readouterr().out
     assert "step-000002 was made with other settings or inputs (max_steps: 6 -> 8): starting over" in out
     assert summary["resumed_from"] is None and summary["steps"] == 8
@@ -173,8 +176,8 @@ def test_changing_max_steps_after_a_kill_starts_over(tmp_path, monkeypatch, capf
 
     # the same settings after a kill: resumed, and the curve continues without repeating a step
     with pytest.raises(RuntimeError, match="stopped before max_steps"):
-        run_training("pretrain", {**KILL_TINY, "max_steps": 6, "checkpoint_every": 2, "stop_after_step": 5}, PATHS)
-    summary = run_training("pretrain", {**KILL_TINY, "max_steps": 6, "checkpoint_every": 2}, PATHS)
+        run_training("pretrain", {**KILL_TINY, "max_steps": 6, "checkpoint_every": 2, "stop_after_step": 5}, dirs)
+    summary = run_training("pretrain", {**KILL_TINY, "max_steps": 6, "checkpoint_every": 2}, dirs)
     assert "resuming from step-000004" in capfd.readouterr().out
     assert summary["resumed_from"].endswith("step-000004") and _curve_steps(tmp_path) == list(range(1, 7))
     assert not (tmp_path / "checkpoints/pretrain/.stage.lock").exists()  # released, not left to DVC
@@ -212,7 +215,8 @@ def test_killing_dvc_repro_leaves_no_trainer_and_no_repeated_steps(tmp_path, pre
 
     import yaml
 
-    from stages.pretrain import PATHS
+    from stages.common import load_paths
+    from stages.pretrain import pretrain_paths
     from stages.common.training import run_training
     from tests.integration.dvc_repo import BIN, ROOT, make_dvc_repo
 
@@ -238,7 +242,7 @@ def test_killing_dvc_repro_leaves_no_trainer_and_no_repeated_steps(tmp_path, pre
     assert second.returncode == 3 and "in use by pid" in second.stderr, second.stderr[-2000:]
     monkeypatch.chdir(repo)
     with pytest.raises(RuntimeError, match=r"pretrain: .*checkpoints/pretrain is in use by pid \d+ .*stage pretrain"):
-        run_training("pretrain", params["pretrain"], PATHS)
+        run_training("pretrain", params["pretrain"], pretrain_paths(load_paths(params)))
     assert repro.poll() is None, "the run finished before the kill: make it longer"
 
     os.killpg(repro.pid, signal.SIGKILL)

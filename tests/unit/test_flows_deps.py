@@ -65,11 +65,15 @@ stages:
     deps:
       - stages/one.py       # the stage
       - data/in.parquet     # its input
+      - ${paths.raw_files}  # a templated input (params.yaml's paths)
       - src/pkg/never.py
+      - ${paths.src}/extra.py
     params:
       - one
     outs:
       - data/one.parquet
+      - ${paths.models}/one:
+          persist: true
 
   two:
     foreach: [x, y]   # two runs
@@ -125,9 +129,12 @@ def test_write_rewrites_only_code_deps_and_keeps_comments(project):
     lines = text.splitlines()
     assert lines[0] == "# top comment"
     one = lines[lines.index("  one:") + 3: lines.index("    params:")]
-    assert [ln.split("#")[0].strip() for ln in one] == [f"- {f}" for f in ONE] + [f"- {LOCK}", "- data/in.parquet"]
+    assert [ln.split("#")[0].strip() for ln in one] == [f"- {f}" for f in ONE] + [
+        f"- {LOCK}", "- data/in.parquet", "- ${paths.raw_files}", "- ${paths.src}/extra.py"]
     assert "      - stages/one.py       # the stage" in lines        # a kept file keeps its comment
     assert "      - data/in.parquet     # its input" in lines        # data deps as they were
+    assert "      - ${paths.raw_files}  # a templated input (params.yaml's paths)" in lines  # templated: kept as written
+    assert "      - ${paths.models}/one:\n          persist: true" in text
     assert "src/pkg/never.py" not in text                           # what nothing imports is gone
     assert "    foreach: [x, y]   # two runs" in lines
     assert "        - data/${item}.txt" in lines

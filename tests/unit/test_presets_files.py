@@ -20,17 +20,19 @@ from dscoder.model import build_config, count_params
 from dscoder.tokens.pack import PackParams
 from dscoder.tokens.tokenizer import TokenizerParams
 from stages import continue_pretrain, general_lm, instruct, long_context, pretrain
+from stages.common import load_paths
 from stages.common.training import TrainingSettings, check_training
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = sorted((ROOT / "presets").glob("*.yaml"))
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-TRAINING = {  # stage: (its typed section, its paths)
-    "pretrain": (TrainingSettings, pretrain.PATHS),
-    "long_context": (long_context.LongContextSettings, long_context.PATHS),
-    "instruct": (instruct.InstructSettings, instruct.PATHS),
-    "general_lm": (general_lm.GeneralLmSettings, general_lm.PATHS),
-    "continue_pretrain": (continue_pretrain.ContinuePretrainSettings, continue_pretrain.PATHS),
+_PATHS = load_paths(PARAMS)
+TRAINING = {  # stage: (its typed section, its trainer paths)
+    "pretrain": (TrainingSettings, pretrain.pretrain_paths(_PATHS)),
+    "long_context": (long_context.LongContextSettings, long_context.long_context_paths(_PATHS)),
+    "instruct": (instruct.InstructSettings, instruct.instruct_paths(_PATHS)),
+    "general_lm": (general_lm.GeneralLmSettings, general_lm.general_lm_paths(_PATHS)),
+    "continue_pretrain": (continue_pretrain.ContinuePretrainSettings, continue_pretrain.continue_pretrain_paths(_PATHS)),
 }
 OTHER = {"tokenizer": TokenizerParams, "pack": PackParams, "decontam": DecontamSettings,
          "repo_docs": RepoDocsSettings, "instruct_data": InstructDataSettings}

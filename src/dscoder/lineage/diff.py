@@ -1,5 +1,5 @@
 """The data diff between two versions of the pipeline: files and repositories added to or
-removed from a set (default: the training set, data/clean/repos.parquet file spans), per
+removed from a set (default: the training set, paths.clean_repos file spans), per
 language, each with the decision that changed — the stage, rule and detail that keep it out
 at the version where it is absent (filter rule, dedup cluster, decontam benchmark, ...).
 """
@@ -53,7 +53,7 @@ def diff(a: Lineage, b: Lineage, at: str = "clean", decisions: bool = True) -> d
             d = e.get("decision") or {}
             by_reason[f"{sign} {d.get('dropped_at')}:{d.get('reason')}"] += 1
     return {
-        "a": a.label, "b": b.label, "at": at, "set": SET_AT[at],
+        "a": a.label, "b": b.label, "at": at, "set": b.paths.get(SET_AT[at]),
         "files": {"a": len(fa), "b": len(fb), "added": len(add), "removed": len(rem)},
         "repos": {"a": len(repos_a), "b": len(repos_b),
                   "added": [{"repo_id": r, "repo_name": repos_b[r]} for r in sorted(set(repos_b) - set(repos_a))],

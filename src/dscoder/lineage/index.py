@@ -17,29 +17,23 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import yaml
+
+from dscoder.paths import Paths
 
 Reader = Callable[[str, "list[str] | None"], "pa.Table | None"]
 
-# The stage outputs lineage reads (dvc.yaml outs); each stage owns its index.
-RAW_FILES = "data/raw/files.parquet"
-RAW_AUDIT = "data/raw/audit.parquet"
-FILTERED_FILES = "data/filtered/files.parquet"
-FILTERED_AUDIT = "data/filtered/audit.parquet"
-REPO_DOCS = "data/repos/repos.parquet"
-DEDUP_REPOS = "data/dedup/repos.parquet"
-CLUSTERS = "data/dedup/clusters.parquet"
-CLEAN_REPOS = "data/clean/repos.parquet"
-CLEAN_AUDIT = "data/clean/audit.parquet"
-MATCHES = "data/clean/matches.parquet"
-TOKENS = "data/tokens"
-TOKENS_AUDIT = "data/tokens_audit.parquet"
+# The stage outputs lineage reads are entries of params.yaml's `paths` (dscoder.paths.Paths):
+# raw_files/raw_audit (ingest), filtered_files/filtered_audit (filter), repo_docs, dedup_repos
+# and dedup_clusters, clean_repos/clean_audit/clean_matches (decontam), tokens (pack).
 
 FILE_COLS = ["repo_id", "repo_name", "path", "language", "size"]
 AUDIT_COLS = ["stage", "repo_id", "repo_name", "path", "language", "reason", "detail", "size"]
 # Where a file can be in the pipeline, in order; `training set` stages hold REPOS rows.
 STAGES = ("ingest", "filter", "repo_docs", "dedup", "decontam", "pack")
-# `dscoder diff --at`: the output that defines "the set" at each level.
-SET_AT = {"clean": CLEAN_REPOS, "dedup": DEDUP_REPOS, "repos": REPO_DOCS, "filtered": FILTERED_FILES, "raw": RAW_FILES}
+# `dscoder diff --at`: the output (a `paths` key) that defines "the set" at each level.
+SET_AT = {"clean": "clean_repos", "dedup": "dedup_repos", "repos": "repo_docs", "filtered": "filtered_files",
+          "raw": "raw_files"}
 
 
 def dir_reader(root: str | os.PathLike) -> Reader:
@@ -96,17 +90,32 @@ def file_spans(repos: pa.Table | None) -> pa.Table:
     })
 
 
+def params_paths(opener: Callable[[str], Any], default: Paths | None = None) -> Paths:
+    """The `paths` section of the version's params.yaml, read through `opener(rel) -> binary file`
+    (its outputs are where that version's params said); `default` for a version whose params.yaml
+    has no `paths` section (one older than it)."""
+    with opener("params.yaml") as f:
+        params = yaml.safe_load(f.read()) or {}
+    if "paths" not in params and default is not None:
+        return default
+    return Paths.from_params(params)
+
+
 @dataclass
 class Lineage:
-    """The stage outputs of one pipeline version (lazily read, cached per output)."""
+    """The stage outputs of one pipeline version (lazily read, cached per output), found
+    through that version's `paths` (params.yaml)."""
 
     read: Reader
+    paths: Paths
     label: str = "workspace"
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def at(cls, root: str | os.PathLike) -> "Lineage":
-        return cls(dir_reader(root), label=str(root))
+    def at(cls, root: str | os.PathLike, paths: Paths | None = None) -> "Lineage":
+        """The working tree at `root`; `paths` default to its params.yaml's."""
+        root = Path(root)
+        return cls(dir_reader(root), paths or params_paths(lambda rel: open(root / rel, "rb")), label=str(root))
 
     def _get(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -115,7 +124,7 @@ class Lineage:
 
     # ---- raw indexes ----
     def files(self, rel: str) -> pa.Table | None:
-        """FILES index columns (no content) of data/raw or data/filtered."""
+        """FILES index columns (no content) of paths.raw_files or paths.filtered_files."""
         return self._get(rel, lambda: self.read(rel, FILE_COLS))
 
     def audit(self, rel: str) -> pa.Table | None:
@@ -126,25 +135,25 @@ class Lineage:
         return self._get(f"spans:{rel}", lambda: file_spans(self.read(rel, ["repo_id", "repo_name", "files"])))
 
     def clusters(self) -> pa.Table | None:
-        return self._get(CLUSTERS, lambda: self.read(CLUSTERS, None))
+        return self._get(self.paths.dedup_clusters, lambda: self.read(self.paths.dedup_clusters, None))
 
     def matches(self) -> pa.Table | None:
-        return self._get(MATCHES, lambda: self.read(MATCHES, None))
+        return self._get(self.paths.clean_matches, lambda: self.read(self.paths.clean_matches, None))
 
     def token_docs(self, split: str) -> pa.Table | None:
-        rel = f"{TOKENS}/{split}.docs.parquet"
+        rel = f"{self.paths.tokens}/{split}.docs.parquet"
         return self._get(rel, lambda: self.read(rel, None))
 
     def token_segments(self, split: str) -> pa.Table | None:
-        rel = f"{TOKENS}/{split}.segments.parquet"
+        rel = f"{self.paths.tokens}/{split}.segments.parquet"
         return self._get(rel, lambda: self.read(rel, None))
 
     def set_files(self, at: str = "clean") -> pa.Table:
         """(repo_id, repo_name, path, language) of every file in the set at level `at`
-        (SET_AT: clean = the training set, data/clean/repos.parquet)."""
+        (SET_AT: clean = the training set, paths.clean_repos)."""
         if at not in SET_AT:
             raise ValueError(f"at: must be one of {sorted(SET_AT)}, got {at!r}")
-        rel = SET_AT[at]
+        rel = self.paths.get(SET_AT[at])
         t = self.files(rel) if at in ("raw", "filtered") else self.spans(rel)
         if t is None:
             raise FileNotFoundError(f"{rel} does not exist at {self.label}")
@@ -155,8 +164,8 @@ class Lineage:
         """repo_id → repo_name over every repository any stage saw."""
         def make() -> dict[str, str]:
             out: dict[str, str] = {}
-            for rel in (RAW_FILES, RAW_AUDIT):
-                t = self.files(rel) if rel == RAW_FILES else self.audit(rel)
+            for rel in (self.paths.raw_files, self.paths.raw_audit):
+                t = self.files(rel) if rel == self.paths.raw_files else self.audit(rel)
                 if t is not None:
                     for i, n in zip(t["repo_id"].to_pylist(), t["repo_name"].to_pylist()):
                         if i is not None:
@@ -174,16 +183,16 @@ class Lineage:
     def resolve_path(self, query: str) -> list[tuple[str, str]]:
         """(repo_id, path) pairs whose path equals `query`, else ends with `/query`."""
         found: set[tuple[str, str]] = set()
-        for rel in (RAW_FILES, RAW_AUDIT):
-            t = self.files(rel) if rel == RAW_FILES else self.audit(rel)
+        for rel in (self.paths.raw_files, self.paths.raw_audit):
+            t = self.files(rel) if rel == self.paths.raw_files else self.audit(rel)
             if t is None:
                 continue
             for r, p in zip(t["repo_id"].to_pylist(), t["path"].to_pylist()):
                 if p == query:
                     found.add((r, p))
         if not found:
-            for rel in (RAW_FILES, RAW_AUDIT):
-                t = self.files(rel) if rel == RAW_FILES else self.audit(rel)
+            for rel in (self.paths.raw_files, self.paths.raw_audit):
+                t = self.files(rel) if rel == self.paths.raw_files else self.audit(rel)
                 if t is not None:
                     for r, p in zip(t["repo_id"].to_pylist(), t["path"].to_pylist()):
                         if p and p.endswith("/" + query):
@@ -231,28 +240,28 @@ class Lineage:
             return {"repo_id": repo_id, "path": path, "kept": False, "dropped_at": stage, "reason": reason,
                     "detail": detail, "steps": steps}
 
-        raw = self._in(self.files(RAW_FILES), repo_id, path)
+        raw = self._in(self.files(self.paths.raw_files), repo_id, path)
         lang = None
         if raw is None or raw.num_rows == 0:
-            a = _rows(self._in(self.audit(RAW_AUDIT), repo_id, path))
+            a = _rows(self._in(self.audit(self.paths.raw_audit), repo_id, path))
             if a:
                 return stop("ingest", a[0]["reason"], a[0]["detail"], size=a[0]["size"])
-            a = _rows(self._in(self.audit(RAW_AUDIT), repo_id))
+            a = _rows(self._in(self.audit(self.paths.raw_audit), repo_id))
             whole = [r for r in a if r["path"] is None]
             if whole:
                 return stop("ingest", whole[0]["reason"], whole[0]["detail"])
             return stop("ingest", "not_in_source", None)
         lang = raw["language"][0].as_py()
         steps.append({"stage": "ingest", "decision": "kept", "language": lang, "size": raw["size"][0].as_py()})
-        filt = self._in(self.files(FILTERED_FILES), repo_id, path)
+        filt = self._in(self.files(self.paths.filtered_files), repo_id, path)
         if filt is None:
             return {"repo_id": repo_id, "path": path, "kept": None, "dropped_at": None, "reason": "filter output missing",
                     "steps": steps}
         if filt.num_rows == 0:
-            a = _rows(self._in(self.audit(FILTERED_AUDIT), repo_id, path))
+            a = _rows(self._in(self.audit(self.paths.filtered_audit), repo_id, path))
             return stop("filter", a[0]["reason"] if a else "not_passed_on", a[0]["detail"] if a else None)
         steps.append({"stage": "filter", "decision": "kept"})
-        sp = self._in(self.spans(REPO_DOCS), repo_id, path)
+        sp = self._in(self.spans(self.paths.repo_docs), repo_id, path)
         if sp.num_rows == 0:
             return stop("repo_docs", "not_in_repo_document")
         steps.append({"stage": "repo_docs", "decision": "kept", "file_index": sp["file"][0].as_py()})
@@ -261,11 +270,11 @@ class Lineage:
             kept_name = self.repo_names().get(cl["cluster_id"].split("::")[0])
             return stop("dedup", "near_duplicate", f"cluster {cl['cluster_id']} ({kept_name}) kept instead, "
                         f"estimated Jaccard {cl['jaccard']:.3f}", cluster=cl)
-        if self._in(self.spans(DEDUP_REPOS), repo_id, path).num_rows == 0:
+        if self._in(self.spans(self.paths.dedup_repos), repo_id, path).num_rows == 0:
             return stop("dedup", "not_passed_on", None, cluster=cl)
         steps.append({"stage": "dedup", "decision": "kept", "cluster": cl})
-        if self._in(self.spans(CLEAN_REPOS), repo_id, path).num_rows == 0:
-            a = _rows(self._in(self.audit(CLEAN_AUDIT), repo_id, path))
+        if self._in(self.spans(self.paths.clean_repos), repo_id, path).num_rows == 0:
+            a = _rows(self._in(self.audit(self.paths.clean_audit), repo_id, path))
             if a:
                 return stop("decontam", a[0]["reason"], a[0]["detail"],
                             matches=[r["detail"] for r in a])
@@ -283,25 +292,25 @@ class Lineage:
         """A repository's way through the stages: files in/out per stage (with the rule of each
         dropped file), its dedup cluster, and whether any of it reached the training set."""
         out: dict[str, Any] = {"repo_id": repo_id, "repo_name": self.repo_names().get(repo_id)}
-        raw = self._in(self.files(RAW_FILES), repo_id)
-        raw_audit = _rows(self._in(self.audit(RAW_AUDIT), repo_id))
+        raw = self._in(self.files(self.paths.raw_files), repo_id)
+        raw_audit = _rows(self._in(self.audit(self.paths.raw_audit), repo_id))
         out["ingest"] = {"files": 0 if raw is None else raw.num_rows,
                          "bytes": 0 if raw is None else int(pc.sum(raw["size"]).as_py() or 0),
                          "dropped": [{k: r[k] for k in ("path", "reason", "detail", "size")} for r in raw_audit]}
-        filt = self._in(self.files(FILTERED_FILES), repo_id)
+        filt = self._in(self.files(self.paths.filtered_files), repo_id)
         out["filter"] = {"files": None if filt is None else filt.num_rows,
                          "dropped": [{k: r[k] for k in ("path", "language", "reason", "detail", "size")}
-                                     for r in _rows(self._in(self.audit(FILTERED_AUDIT), repo_id))]}
-        docs = self._in(self.spans(REPO_DOCS), repo_id)
+                                     for r in _rows(self._in(self.audit(self.paths.filtered_audit), repo_id))]}
+        docs = self._in(self.spans(self.paths.repo_docs), repo_id)
         out["repo_docs"] = {"files": docs.num_rows}
         out["dedup"] = self.cluster_of(repo_id) if self.clusters() is not None and \
             "doc_id" not in self.clusters().column_names else None
-        ded = self._in(self.spans(DEDUP_REPOS), repo_id)
+        ded = self._in(self.spans(self.paths.dedup_repos), repo_id)
         out["dedup_files"] = ded.num_rows
-        clean = self._in(self.spans(CLEAN_REPOS), repo_id)
+        clean = self._in(self.spans(self.paths.clean_repos), repo_id)
         out["decontam"] = {"files": clean.num_rows,
                            "dropped": [{k: r[k] for k in ("path", "language", "reason", "detail", "size")}
-                                       for r in _rows(self._in(self.audit(CLEAN_AUDIT), repo_id))]}
+                                       for r in _rows(self._in(self.audit(self.paths.clean_audit), repo_id))]}
         tok = self.token_spans(repo_id)
         out["pack"] = None if tok is None else {
             "split": tok[0]["split"] if tok else None, "docs": self.token_docs_of(repo_id),

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from dscoder.lineage.index import CLEAN_REPOS, TOKENS, Lineage
+from dscoder.lineage.index import Lineage
 from dscoder.lineage.data_order import DataOrder, block_at
 from dscoder.tokens.index import TokenIndex, token_source
 
@@ -30,9 +30,10 @@ class Tracer:
                  repos_path: str | os.PathLike | None = None):
         self.root = Path(root)
         self.lineage = lineage or Lineage.at(self.root)
-        self.tokens_dir = Path(tokens_dir or self.root / TOKENS)
-        self.tokenizer_dir = Path(tokenizer_dir or self.root / "artifacts/tokenizer")
-        self.repos_path = Path(repos_path or self.root / CLEAN_REPOS)
+        paths = self.lineage.paths  # the pipeline's outputs, as params.yaml's `paths` names them
+        self.tokens_dir = Path(tokens_dir or self.root / paths.tokens)
+        self.tokenizer_dir = Path(tokenizer_dir or self.root / paths.tokenizer)
+        self.repos_path = Path(repos_path or self.root / paths.clean_repos)
         self._index: dict[str, TokenIndex] = {}
         self._docs: dict[tuple[str, int], dict[str, Any]] = {}
 

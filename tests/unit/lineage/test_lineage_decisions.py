@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,7 +10,11 @@ import pyarrow.parquet as pq
 
 from dscoder.lineage.diff import diff, format_diff
 from dscoder.lineage.index import Lineage
+from dscoder.paths import Paths
 from dscoder.schemas import AUDIT, CLUSTERS, FILES, REPOS
+
+ROOT = Path(__file__).resolve().parents[3]
+P = Paths.load(ROOT / "params.yaml")  # the project's paths: Lineage.at reads them from the copy
 
 # repo -> {path: language}
 RAW = {"r1": {"a.py": "python", "b.py": "python", "c.js": "javascript"},
@@ -46,25 +51,27 @@ def _audit(stage, rows):
 def make_version(root: Path, filter_drops: dict[tuple[str, str], str]) -> Path:
     all_files = [(r, p, lang) for r, fs in RAW.items() for p, lang in fs.items()]
     kept = [f for f in all_files if (f[0], f[1]) not in filter_drops]
-    for d in ("raw", "filtered", "repos", "dedup", "clean"):
-        (root / "data" / d).mkdir(parents=True, exist_ok=True)
-    pq.write_table(_files(all_files), root / "data/raw/files.parquet")
-    pq.write_table(_audit("ingest", [("r1", "LICENSE", None, "unknown_language", None)]), root / "data/raw/audit.parquet")
-    pq.write_table(_files(kept), root / "data/filtered/files.parquet")
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    for key in ("raw_files", "filtered_files", "repo_docs", "dedup_repos", "clean_repos"):
+        (root / P.get(key)).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(_files(all_files), root / P.raw_files)
+    pq.write_table(_audit("ingest", [("r1", "LICENSE", None, "unknown_language", None)]), root / P.raw_audit)
+    pq.write_table(_files(kept), root / P.filtered_files)
     pq.write_table(_audit("filter", [(r, p, RAW[r][p], rule, "measured") for (r, p), rule in filter_drops.items()]),
-                   root / "data/filtered/audit.parquet")
-    pq.write_table(_repos(kept), root / "data/repos/repos.parquet")
+                   root / P.filtered_audit)
+    pq.write_table(_repos(kept), root / P.repo_docs)
     pq.write_table(pa.Table.from_pylist([
         {"repo_id": "r1", "cluster_id": "r1", "kept": True, "jaccard": 1.0},
         {"repo_id": "r2", "cluster_id": "r1", "kept": False, "jaccard": 0.93},
         {"repo_id": "r3", "cluster_id": "r3", "kept": True, "jaccard": 1.0}], schema=CLUSTERS),
-        root / "data/dedup/clusters.parquet")
+        root / P.dedup_clusters)
     dedup = [f for f in kept if f[0] != "r2"]
-    pq.write_table(_repos(dedup), root / "data/dedup/repos.parquet")
+    pq.write_table(_repos(dedup), root / P.dedup_repos)
     clean = [f for f in dedup if (f[0], f[1]) != ("r3", "n.c")]
-    pq.write_table(_repos(clean), root / "data/clean/repos.parquet")
+    pq.write_table(_repos(clean), root / P.clean_repos)
     pq.write_table(_audit("decontam", [("r3", "n.c", "c", "benchmark:humaneval", "HumanEval/1 prompt ngram: ...")]),
-                   root / "data/clean/audit.parquet")
+                   root / P.clean_audit)
     return root
 
 

@@ -9,10 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from dscoder.tokens import tokenizer as tk
 from dscoder.tokens.fim import FimParams
-from dscoder.lineage.index import CLEAN_REPOS, TOKENS, Lineage
+from dscoder.lineage.index import Lineage
+from dscoder.paths import Paths
 from dscoder.lineage.data_order import DataOrder
 from dscoder.lineage.trace import Tracer
 from dscoder.tokens.pack import PackParams, pack_documents
@@ -30,6 +32,10 @@ SOURCES = {
     "delta": {"x.js": "const s = 'π ≈ 3.14159';\nmodule.exports = s;\n", "y.yaml": "key: välue\nlist: [1, 2]\n"},
 }
 LANG = {"py": "python", "md": "markdown", "c": "c", "js": "javascript", "yaml": "yaml"}
+ROOT = Path(__file__).resolve().parents[3]
+# the project's paths, every one moved under moved/: lineage and trace must follow params.yaml
+MOVED = {k: f"moved/{v}" for k, v in yaml.safe_load((ROOT / "params.yaml").read_text())["paths"].items()}
+P = Paths.from_params({"paths": MOVED})
 
 
 def _bytes_to_unicode() -> dict[str, int]:
@@ -61,21 +67,22 @@ def project(tmp_path_factory) -> Path:
         rows.append({"repo_id": f"id-{repo}", "repo_name": repo, "source": "test", "text": text, "files": spans,
                      "languages": sorted({s["language"] for s in spans}), "n_files": len(spans),
                      "edges_found": 0, "edges_resolved": 0, "cycles_broken": 0})
-    (root / "data/clean").mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=REPOS), root / CLEAN_REPOS)
-    tok_dir = root / "artifacts/tokenizer"
+    (root / "params.yaml").write_text(yaml.safe_dump({"paths": MOVED}))
+    (root / P.clean_repos).parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=REPOS), root / P.clean_repos)
+    tok_dir = root / P.tokenizer
     params = tk.TokenizerParams(vocab_size=400, model_max_length=2048, sample_bytes=100_000)
     tok, info = tk.train_tokenizer((r["text"] for r in rows), params)
     tk.save_tokenizer(tok, tok_dir, params, info)
     pack = PackParams(seq_len=16, val_fraction=0.3, fim=FimParams(rate=0.6, mode="psm", spm_share=0.5, seed=3))
     val = val_repo_ids([r["repo_id"] for r in rows], pack.val_fraction, pack.split_seed)
-    pack_documents(rows, root / TOKENS, tokenizer_dir=tok_dir, params=pack, val_repos=val)
+    pack_documents(rows, root / P.tokens, tokenizer_dir=tok_dir, params=pack, val_repos=val)
     return root
 
 
 def test_every_token_lands_on_its_source_bytes(project):
     tracer = Tracer(project)
-    tok = tk.load_tokenizer(project / "artifacts/tokenizer")
+    tok = tk.load_tokenizer(project / P.tokenizer)
     inv = _bytes_to_unicode()
     special = set(tk.special_token_ids(tok).values())
     covered: dict[tuple[str, str], set[int]] = {}
@@ -140,6 +147,6 @@ def test_lineage_finds_token_spans_of_a_file(project):
     lin = Lineage.at(project)
     spans = lin.token_spans("id-gamma", "m0.py")
     assert spans and all(s["path"] == "m0.py" for s in spans)
-    meta = json.loads((project / TOKENS / "meta.json").read_text())
+    meta = json.loads((project / P.tokens / "meta.json").read_text())
     assert {s["split"] for s in spans} <= {"train", "val"} and meta["seq_len"] == 16
     assert np.all(np.diff([s["token_start"] for s in spans]) > 0)
