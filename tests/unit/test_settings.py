@@ -115,8 +115,10 @@ def test_validate_returns_none_and_a_good_section_builds():
 
 
 def test_a_training_stage_names_its_own_and_the_trainers_keys(tmp_path):
-    from stages.pretrain import PATHS
+    from stages.common import load_paths
+    from stages.pretrain import pretrain_paths
 
+    PATHS = pretrain_paths(load_paths())
     tokens = tmp_path / "tokens"
     tokens.mkdir()
     (tokens / "meta.json").write_text("{}")
