@@ -35,7 +35,7 @@ from pathlib import Path
 
 from dscoder.data.stream import read_repos
 from dscoder.tokens import tokenizer
-from dscoder.tokens.pack import PackParams, pack_documents
+from dscoder.tokens.pack import PackSettings, pack_documents
 from dscoder.tokens.split import val_repo_ids
 
 SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
@@ -122,7 +122,7 @@ def main() -> None:
         tok_dir = args.tokenizer
         if tok_dir is None:
             tok_dir = os.path.join(tmp, "tokenizer")
-            tp = tokenizer.TokenizerParams(vocab_size=args.vocab_size)
+            tp = tokenizer.TokenizerSettings(vocab_size=args.vocab_size)
             plan = tokenizer.plan_sample(docs, tp)
             tok, info = tokenizer.train_tokenizer(tokenizer.sampled_texts(docs, plan, tp), tp)
             tokenizer.save_tokenizer(tok, tok_dir, tp, info)
@@ -131,7 +131,7 @@ def main() -> None:
         texts = [d["text"] for d in docs]
 
         files = [d["text"][f["start"]: f["end"]] for d in docs for f in d["files"]]
-        params = PackParams(seq_len=args.seq_len)
+        params = PackSettings(seq_len=args.seq_len)
         val = val_repo_ids([d["repo_id"] for d in docs], params.val_fraction, params.split_seed)
 
         def raw(name, inputs):
@@ -188,8 +188,8 @@ def fim_figures(docs: list[dict], args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for unit in args.units:
             for seq_len in args.seq_lens:
-                params = PackParams(seq_len=seq_len, val_fraction=0.05,
-                                            fim=fim.FimParams(rate=0.5, mode="psm", unit=unit))
+                params = PackSettings(seq_len=seq_len, val_fraction=0.05,
+                                            fim=fim.PackFimSettings(rate=0.5, mode="psm", unit=unit))
                 val = val_repo_ids([d["repo_id"] for d in docs], params.val_fraction, params.split_seed)
                 out = Path(tmp) / f"{unit}-{seq_len}"
                 pack_documents(docs, out, tokenizer_dir=args.tokenizer, params=params, val_repos=val)

@@ -15,7 +15,7 @@ from typing import ClassVar
 from prefect import flow, task
 from transformers import AutoTokenizer
 
-from dscoder.train.mixture import MixtureParams, corpus_sources, write_mixture
+from dscoder.train.mixture import MixtureSettings, corpus_sources, write_mixture
 from dscoder.data.stream import read_repos
 from dscoder.paths import Paths
 from stages.common import Timer, load_params, load_paths, run_flow, run_task, stage_args
@@ -41,7 +41,7 @@ class ContinuePretrainSettings(TrainingSettings):
     section: ClassVar[str] = "continue_pretrain"
     own: ClassVar[tuple[str, ...]] = ("launch", "init_from", "mixture")
 
-    mixture: MixtureParams = field(default_factory=MixtureParams)
+    mixture: MixtureSettings = field(default_factory=MixtureSettings)
     """The code-heavy data mixture (Table 9 shares by default)."""
 
     def check_init_from(self) -> None:
@@ -51,7 +51,7 @@ class ContinuePretrainSettings(TrainingSettings):
 
 
 @task(name="build-mixture")
-def mixture(init_from: str, mp: MixtureParams, paths: Paths) -> dict:
+def mixture(init_from: str, mp: MixtureSettings, paths: Paths) -> dict:
     tok = AutoTokenizer.from_pretrained(init_from)  # the general model's own tokenizer
     sources, stats = corpus_sources(read_repos(paths.clean_repos), mp)
     meta = write_mixture(sources, tok, Path(paths.v15_tokens), mp)

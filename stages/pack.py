@@ -20,7 +20,7 @@ from prefect import flow
 from dscoder.data.stream import iter_slices
 from dscoder.io import write_parquet
 from dscoder.lineage.metrics import pack_by_language
-from dscoder.tokens.pack import PackParams, pack_repos
+from dscoder.tokens.pack import PackSettings, pack_repos
 from dscoder.paths import Paths, report_refs
 from dscoder.schemas import AUDIT
 from stages.common import RunnerSettings, Timer, load_params, load_paths, run_flow, stage_args, write_report
@@ -31,7 +31,7 @@ WRITES = ("tokens", "tokens_audit", *report_refs("pack"))
 
 
 @flow(name="pack", log_prints=True)
-def pack(params: PackParams, runner: RunnerSettings, paths: Paths | None = None) -> dict:
+def pack(params: PackSettings, runner: RunnerSettings, paths: Paths | None = None) -> dict:
     paths = paths or load_paths()
     src, tokenizer_dir, out = Path(paths.clean_repos), Path(paths.tokenizer), Path(paths.tokens)
     timer = Timer()
@@ -58,7 +58,7 @@ def pack(params: PackParams, runner: RunnerSettings, paths: Paths | None = None)
 def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
-    run_flow(pack, PackParams.from_dict(params.get("pack"), "pack"), RunnerSettings.from_dict(params.get("runner"), "runner"),
+    run_flow(pack, PackSettings.from_dict(params.get("pack"), "pack"), RunnerSettings.from_dict(params.get("runner"), "runner"),
              load_paths(params))
 
 

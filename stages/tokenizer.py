@@ -20,7 +20,7 @@ from dscoder.data.repo_docs.document import RepoDocsSettings
 from dscoder.data.stream import BATCH_BYTES, read_repos, repo_ids
 from dscoder.tokens.split import val_repo_ids
 from dscoder.paths import Paths, report_refs
-from dscoder.tokens.tokenizer import (TokenizerParams, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
+from dscoder.tokens.tokenizer import (TokenizerSettings, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
                                save_tokenizer, special_token_ids, train_tokenizer)
 from stages.common import RunnerSettings, Timer, load_params, load_paths, run_flow, run_task, stage_args, write_report
 from stages.common.progress import Progress, artifact_key
@@ -35,7 +35,7 @@ def _docs(src: str, heldout: frozenset[str], batch_bytes: int, want_heldout: boo
 
 
 @task(name="train-bpe")
-def train(src: str, heldout: frozenset[str], params: TokenizerParams, out: str, batch_bytes: int,
+def train(src: str, heldout: frozenset[str], params: TokenizerSettings, out: str, batch_bytes: int,
           extra_tokens: tuple[str, ...] = (), n_train: int | None = None) -> dict:
     # two passes over the training repositories: plan the sample, then feed it to BPE
     with Progress("tokenizer", 2 * n_train if n_train is not None else None, "repo",
@@ -58,7 +58,7 @@ def measure(src: str, heldout: frozenset[str], out: str, batch_bytes: int) -> di
 
 
 @flow(name="tokenizer", log_prints=True)
-def tokenizer(params: TokenizerParams, val_fraction: float, split_seed: int, batch_bytes: int = BATCH_BYTES,
+def tokenizer(params: TokenizerSettings, val_fraction: float, split_seed: int, batch_bytes: int = BATCH_BYTES,
               doc_format: str = DEFAULT_DOC_FORMAT, paths: Paths | None = None) -> dict:
     paths = paths or load_paths()
     src, out = Path(paths.clean_repos), Path(paths.tokenizer)
@@ -92,7 +92,7 @@ def main() -> None:
     pack = params.get("pack") or {}
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
     docs = RepoDocsSettings.from_dict(params.get("repo_docs"), "repo_docs")
-    run_flow(tokenizer, TokenizerParams.from_dict(params.get("tokenizer"), "tokenizer"),
+    run_flow(tokenizer, TokenizerSettings.from_dict(params.get("tokenizer"), "tokenizer"),
               float(pack.get("val_fraction", 0.01)), int(pack.get("split_seed", 0)), batch_bytes=runner.batch_bytes,
               doc_format=docs.doc_format, paths=load_paths(params))
 

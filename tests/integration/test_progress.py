@@ -54,12 +54,12 @@ def test_data_stage_publishes_shard_progress(tmp_path, prefect_harness, monkeypa
 
 
 def test_tokenizer_stage_publishes_progress_at_100(tmp_path, prefect_harness, monkeypatch):
-    from dscoder.tokens.tokenizer import TokenizerParams
+    from dscoder.tokens.tokenizer import TokenizerSettings
     from stages.tokenizer import tokenizer
 
     monkeypatch.chdir(tmp_path)
     _clean_repos(tmp_path / "data/clean/repos.parquet")
-    state = tokenizer(TokenizerParams(vocab_size=400, sample_bytes=10**6), 0.2, 0, return_state=True)
+    state = tokenizer(TokenizerSettings(vocab_size=400, sample_bytes=10**6), 0.2, 0, return_state=True)
     assert state.is_completed()
     report = state.result()
     arts = _artifacts(state.state_details.flow_run_id)

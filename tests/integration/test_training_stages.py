@@ -15,9 +15,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from dscoder.data.languages import detect_language
 from dscoder.data.repo_docs.document import build_repo_doc
-from dscoder.tokens.pack import PackParams
+from dscoder.tokens.pack import PackSettings
 from dscoder.schemas import REPOS
-from dscoder.tokens.tokenizer import TokenizerParams
+from dscoder.tokens.tokenizer import TokenizerSettings
 from stages.common import RunnerSettings
 from tests.corpus import FILES
 
@@ -77,8 +77,8 @@ def test_training_stages_end_to_end(tmp_path, prefect_harness, monkeypatch):
     monkeypatch.chdir(tmp_path)
     launch = {"launch": {"nproc_per_node": 1, "nnodes": 1}}
     _clean_repos(tmp_path / "data/clean/repos.parquet")
-    tokenizer(TokenizerParams(vocab_size=400, sample_bytes=10**6), 0.2, 0)
-    pack(PackParams(seq_len=32, val_fraction=0.2), RunnerSettings(workers=1))
+    tokenizer(TokenizerSettings(vocab_size=400, sample_bytes=10**6), 0.2, 0)
+    pack(PackSettings(seq_len=32, val_fraction=0.2), RunnerSettings(workers=1))
     pretrain({**TINY, **launch})
     base = json.loads((tmp_path / "reports/pretrain.json").read_text())
     assert base["steps"] == 3 and base["final_train_loss"] > 0

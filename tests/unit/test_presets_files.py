@@ -17,8 +17,8 @@ from dscoder.data.decontam import DecontamSettings
 from dscoder.data.repo_docs.document import RepoDocsSettings
 from dscoder.instruct import InstructDataSettings
 from dscoder.model import build_config, count_params
-from dscoder.tokens.pack import PackParams
-from dscoder.tokens.tokenizer import TokenizerParams
+from dscoder.tokens.pack import PackSettings
+from dscoder.tokens.tokenizer import TokenizerSettings
 from stages import continue_pretrain, general_lm, instruct, long_context, pretrain
 from stages.common import load_paths
 from stages.common.training import TrainingSettings, check_training
@@ -34,7 +34,7 @@ TRAINING = {  # stage: (its typed section, its trainer paths)
     "general_lm": (general_lm.GeneralLmSettings, general_lm.general_lm_paths(_PATHS)),
     "continue_pretrain": (continue_pretrain.ContinuePretrainSettings, continue_pretrain.continue_pretrain_paths(_PATHS)),
 }
-OTHER = {"tokenizer": TokenizerParams, "pack": PackParams, "decontam": DecontamSettings,
+OTHER = {"tokenizer": TokenizerSettings, "pack": PackSettings, "decontam": DecontamSettings,
          "repo_docs": RepoDocsSettings, "instruct_data": InstructDataSettings}
 
 

@@ -19,13 +19,13 @@ from dscoder.data.repo_docs.document import RepoDocsSettings
 from dscoder.eval.generate import GenerationSettings
 from dscoder.eval.sandbox import SandboxSettings
 from dscoder.eval.settings import CrossfileSettings, EvaluateSettings, FimSettings
-from dscoder.tokens.fim import FimParams
+from dscoder.tokens.fim import PackFimSettings
 from dscoder.instruct.dataset import InstructDataSettings, InstructFile
 from dscoder.instruct.mining import MiningSettings
 from dscoder.instruct.instruct_pack import InstructPackSettings
-from dscoder.train.mixture import MixtureParams
-from dscoder.tokens.pack import PackParams
-from dscoder.tokens.tokenizer import TokenizerParams
+from dscoder.train.mixture import MixtureSettings
+from dscoder.tokens.pack import PackSettings
+from dscoder.tokens.tokenizer import TokenizerSettings
 from dscoder.train.config import TrainSettings
 from stages.continue_pretrain import ContinuePretrainSettings
 from stages.general_lm import GeneralLmSettings
@@ -34,10 +34,10 @@ from stages.long_context import LongContextSettings, RopeSettings
 
 # class: (a section with one bad value, the dotted name the error must start with)
 BAD = {
-    TokenizerParams: ({"min_frequency": 0}, "tokenizer.min_frequency"),
-    FimParams: ({"rate": 1.5}, "fim.rate"),
-    PackParams: ({"seq_len": 0}, "pack.seq_len"),
-    MixtureParams: ({"train_tokens": 0}, "mixture.train_tokens"),
+    TokenizerSettings: ({"min_frequency": 0}, "tokenizer.min_frequency"),
+    PackFimSettings: ({"rate": 1.5}, "fim.rate"),
+    PackSettings: ({"seq_len": 0}, "pack.seq_len"),
+    MixtureSettings: ({"train_tokens": 0}, "mixture.train_tokens"),
     IngestSettings: ({"sources": []}, "ingest.sources"),
     FilterSettings: ({"min_alpha_fraction": 1.5}, "filter.min_alpha_fraction"),
     RepoDocsSettings: ({"max_doc_bytes": 0}, "repo_docs.max_doc_bytes"),
@@ -95,7 +95,7 @@ def test_bad_value_is_named(cls):
 
 def test_a_section_built_under_another_name_is_named_so(tmp_path):
     with pytest.raises(ConfigError, match=r"^continue_pretrain\.mixture\.seq_len: must be >= 2"):
-        MixtureParams.from_dict({"seq_len": 1}, "continue_pretrain.mixture")
+        MixtureSettings.from_dict({"seq_len": 1}, "continue_pretrain.mixture")
     tokens = tmp_path / "tokens"
     tokens.mkdir()
     (tokens / "meta.json").write_text("{}")

@@ -62,7 +62,7 @@ ROLES = ("whole", "prefix", "middle", "suffix", "context", "span")
 
 
 @dataclass(frozen=True, kw_only=True)
-class FimParams(Settings):
+class PackFimSettings(Settings):
     section: ClassVar[str] = "fim"
 
     rate: float = 0.5
@@ -122,7 +122,7 @@ def _cut(u: float, points: Sequence[int]) -> int:
     return points[min(int(u * len(points)), len(points) - 1)]
 
 
-def decide(unit_key: str, p: FimParams) -> tuple[str, list[float]]:
+def decide(unit_key: str, p: PackFimSettings) -> tuple[str, list[float]]:
     """The unit's mode ("none", "psm", "spm" or "msp") and the draws its cut points use."""
     u = _uniforms(p.seed, unit_key, 2 + 2 * max(p.msp_spans, 1))
     if u[0] >= p.rate:
@@ -130,7 +130,7 @@ def decide(unit_key: str, p: FimParams) -> tuple[str, list[float]]:
     return ("spm" if p.mode == "spm" or (p.mode == "psm" and u[1] < p.spm_share) else p.mode), u
 
 
-def layout(points: Sequence[int], mode: str, u: Sequence[float], p: FimParams) -> list[Item]:
+def layout(points: Sequence[int], mode: str, u: Sequence[float], p: PackFimSettings) -> list[Item]:
     """Items for the range points[0]..points[-1], cut only at `points` (sorted, every allowed
     cut position, both ends included), for a mode and draws chosen by `decide`."""
     start, end = points[0], points[-1]
@@ -154,25 +154,25 @@ def layout(points: Sequence[int], mode: str, u: Sequence[float], p: FimParams) -
     return ["fim_begin", "fim_hole", suf, "fim_end", pre, mid]
 
 
-def arrange(points: Sequence[int], unit_key: str, p: FimParams) -> tuple[str, list[Item]]:
+def arrange(points: Sequence[int], unit_key: str, p: PackFimSettings) -> tuple[str, list[Item]]:
     """(mode, items) of one unit: `decide`, then `layout`."""
     mode, u = decide(unit_key, p)
     return mode, layout(points, mode, u, p)
 
 
-def transform(n_chars: int, doc_id: str, p: FimParams) -> tuple[str, list[Item]]:
+def transform(n_chars: int, doc_id: str, p: PackFimSettings) -> tuple[str, list[Item]]:
     """Document unit: (mode, items) for a document of `n_chars` characters, cut at any
     character. Only the length is needed: pieces are character ranges."""
     return arrange(range(n_chars + 1), doc_id, p)
 
 
-def overhead(mode: str, p: FimParams) -> int:
+def overhead(mode: str, p: PackFimSettings) -> int:
     """Tokens a transformed unit gains: its sentinels and the EOS that ends the middle."""
     return 0 if mode == "none" else 4 if mode in ("psm", "spm") else 2 * p.msp_spans + 3
 
 
 def transform_files(n_chars: int, files: Sequence[Mapping[str, Any]], doc_id: str,
-                    p: FimParams) -> tuple[list[str], list[Item]]:
+                    p: PackFimSettings) -> tuple[list[str], list[Item]]:
     """File unit: (mode of each non-empty file block, items) for a document whose file blocks
     are `files` (REPOS spans, in order). A transformed block keeps its path header in front
     and has its content rearranged in place; its middle ends with "eos" unless the document

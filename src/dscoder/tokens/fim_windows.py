@@ -40,7 +40,7 @@ class WindowFim:
     set) into chunks of windows with FIM applied (positions relative to each output chunk),
     ready for the split's writer. Feed chunks in stream order, then call `finish`."""
 
-    def __init__(self, split: str, seq_len: int, p: fimlib.FimParams, sid: Mapping[str, int],
+    def __init__(self, split: str, seq_len: int, p: fimlib.PackFimSettings, sid: Mapping[str, int],
                  make_chunk: Callable[..., Any]):
         self.split, self.seq_len, self.p, self.make_chunk = split, seq_len, p, make_chunk
         self.sentinel = {k: np.array([v], np.uint32) for k, v in sid.items()}

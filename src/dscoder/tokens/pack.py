@@ -113,7 +113,7 @@ SEGMENTS_SCHEMA = pa.schema([
 
 
 @dataclass(frozen=True, kw_only=True)
-class PackParams(Settings):
+class PackSettings(Settings):
     section: ClassVar[str] = "pack"
 
     seq_len: int = 4096
@@ -124,7 +124,7 @@ class PackParams(Settings):
     """Salt of the repository split hash; change it to draw another split."""
     add_bos: bool = True
     """Begin every document with BOS (the released tokenizer prepends it to every prompt)."""
-    fim: fimlib.FimParams = field(default_factory=fimlib.FimParams)
+    fim: fimlib.PackFimSettings = field(default_factory=fimlib.PackFimSettings)
     """Fill-in-the-Middle settings (Sec. 3.1)."""
 
     def validate(self) -> None:
@@ -161,7 +161,7 @@ class ShardResult:
     """AUDIT-schema rows (dscoder.schemas.AUDIT) for skipped documents and lost file spans."""
 
 
-def _check_sentinels(sid: Mapping[str, int], params: PackParams) -> None:
+def _check_sentinels(sid: Mapping[str, int], params: PackSettings) -> None:
     if params.fim.mode == "msp" and params.fim.rate > 0:
         missing = [f"msp_{k}" for k in range(params.fim.msp_spans) if f"msp_{k}" not in sid]
         check(not missing, "fim.msp_spans", f"the tokenizer lacks MSP sentinels {missing}")
@@ -199,7 +199,7 @@ def _doc_mode(modes: Sequence[str]) -> str:
 
 
 def _layout(text: str, repo_id: str, part: int, files: Sequence[Mapping[str, Any]],
-            p: fimlib.FimParams) -> tuple[list[str], list]:
+            p: fimlib.PackFimSettings) -> tuple[list[str], list]:
     """(mode of each FIM unit, layout items) of one document, for the configured unit."""
     key = doc_key(repo_id, part)
     if p.unit == "document":
@@ -227,7 +227,7 @@ def _token_chars(ids: np.ndarray, piece: str, char_start: int, nbytes: np.ndarra
 
 
 def encode_shard(docs: Sequence[Mapping[str, Any]], splits: Sequence[str], tokenizer_dir: str | os.PathLike,
-                 params: PackParams) -> ShardResult:
+                 params: PackSettings) -> ShardResult:
     """Encode REPOS rows (`repo_id`, `repo_name`, `text`, `files`, optional `part`) assigned
     to `splits` ("train"/"val", one per row). Pure: the same rows give the same result in any
     process and in any batch."""
@@ -467,7 +467,7 @@ def _share(k: int, n: int) -> float | None:
 
 
 def write_tokens(results: Iterable[ShardResult], out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike,
-                 params: PackParams) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                 params: PackSettings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Write shard results (in input order) as the token directory, atomically; returns meta
     (also written as meta.json, then manifest.json) and the AUDIT rows of all shards. With
     `fim.unit: window` the stream passes through `WindowFim` on its way to the files."""
@@ -607,7 +607,7 @@ def _reporting(results: Iterable[ShardResult], on_progress: Callable[[int, int |
 
 
 def pack_documents(docs: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike, *,
-                   tokenizer_dir: str | os.PathLike, params: PackParams, val_repos: frozenset[str],
+                   tokenizer_dir: str | os.PathLike, params: PackSettings, val_repos: frozenset[str],
                    workers: int = 1, batch_bytes: int = BATCH_BYTES,
                    on_progress: Callable[[int, int | None], None] | None = None,
                    total_docs: int | None = None) -> dict[str, Any]:
@@ -632,7 +632,7 @@ def pack_documents(docs: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike
 
 
 def pack_repos(repos_path: str | os.PathLike, out_dir: str | os.PathLike, *, tokenizer_dir: str | os.PathLike,
-               params: PackParams, workers: int = 1, batch_bytes: int = BATCH_BYTES,
+               params: PackSettings, workers: int = 1, batch_bytes: int = BATCH_BYTES,
                on_progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]:
     """`pack_documents` over a REPOS Parquet file, read in batches of about `batch_bytes`;
     the split is planned from its repo_id column."""

@@ -73,7 +73,7 @@ MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True, kw_only=True)
-class TokenizerParams(Settings):
+class TokenizerSettings(Settings):
     section: ClassVar[str] = "tokenizer"
 
     vocab_size: int = 32000
@@ -107,7 +107,7 @@ def new_tokenizer() -> Tokenizer:
     return tok
 
 
-def train_tokenizer(texts: Iterable[str], params: TokenizerParams,
+def train_tokenizer(texts: Iterable[str], params: TokenizerSettings,
                     extra_tokens: Sequence[str] = ()) -> tuple[Tokenizer, dict[str, Any]]:
     """Train on `texts` (consumed once); returns the tokenizer and training figures
     (texts, characters, seconds, vocab_size_actual). `extra_tokens`: repository-format
@@ -227,7 +227,7 @@ class SamplePlan:
                                 for k in sorted(self.available)}}
 
 
-def plan_sample(docs: Iterable[Mapping[str, Any]], params: TokenizerParams) -> SamplePlan:
+def plan_sample(docs: Iterable[Mapping[str, Any]], params: TokenizerSettings) -> SamplePlan:
     """First pass over the training rows: bytes per language and threshold bucket."""
     params.validate()
     per_bucket: dict[str, np.ndarray] = {}
@@ -244,7 +244,7 @@ def plan_sample(docs: Iterable[Mapping[str, Any]], params: TokenizerParams) -> S
     return SamplePlan(grids=grids, available=available)
 
 
-def sampled_texts(docs: Iterable[Mapping[str, Any]], plan: SamplePlan, params: TokenizerParams) -> Iterator[str]:
+def sampled_texts(docs: Iterable[Mapping[str, Any]], plan: SamplePlan, params: TokenizerSettings) -> Iterator[str]:
     """Second pass: the file blocks in the sample, in input order (counted into `plan.sampled`)."""
     sampled: Counter = Counter()
     for repo_id, path, lang, block in _file_blocks(docs):
@@ -254,7 +254,7 @@ def sampled_texts(docs: Iterable[Mapping[str, Any]], plan: SamplePlan, params: T
     plan.sampled = dict(sampled)
 
 
-def save_tokenizer(tok: Tokenizer, out_dir: str | os.PathLike, params: TokenizerParams,
+def save_tokenizer(tok: Tokenizer, out_dir: str | os.PathLike, params: TokenizerSettings,
                    info: Mapping[str, Any] | None = None) -> str:
     """Write the tokenizer directory atomically; returns its content hash. `info` (from
     `train_tokenizer`) goes to params.json without its timings, so identical inputs give an

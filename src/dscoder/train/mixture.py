@@ -67,7 +67,7 @@ Text = tuple[str, str]  # (repo_id or "file:<path>", text)
 
 
 @dataclass(frozen=True, kw_only=True)
-class MixtureParams(Settings):
+class MixtureSettings(Settings):
     section: ClassVar[str] = "mixture"
 
     weights: dict[str, float] = field(default_factory=lambda: dict(TABLE9_WEIGHTS))
@@ -143,7 +143,7 @@ def read_extra_file(path: str | os.PathLike) -> tuple[list[str], Counter]:
     return out, problems
 
 
-def corpus_sources(rows: Iterable[Mapping[str, Any]], params: MixtureParams) -> tuple[dict[str, list[Text]], Counter]:
+def corpus_sources(rows: Iterable[Mapping[str, Any]], params: MixtureSettings) -> tuple[dict[str, list[Text]], Counter]:
     """The five sources' texts from clean REPOS rows (+ extra files), and counts/problems."""
     from dscoder.instruct.mining import docstrings
 
@@ -269,7 +269,7 @@ def _stream(docs: list[tuple[str, list[int]]], seq_len: int) -> np.ndarray:
 
 
 def write_mixture(sources: Mapping[str, list[Text]], tokenizer: Any, out_dir: str | os.PathLike,
-                  params: MixtureParams, *, extra_meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  params: MixtureSettings, *, extra_meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Split, sample both splits (train to `train_tokens`, val to `val_tokens`) and write the
     token directory atomically; returns meta (also meta.json)."""
     from dscoder.train.data import read_meta, write_token_dir

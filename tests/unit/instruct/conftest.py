@@ -34,7 +34,7 @@ def dscoder_tok(tmp_path_factory):
 
     from dscoder.instruct.template import set_chat_template
 
-    params = tk.TokenizerParams(vocab_size=400, min_frequency=1)
+    params = tk.TokenizerSettings(vocab_size=400, min_frequency=1)
     tok, info = tk.train_tokenizer(SAMPLE * 3, params)
     d = tmp_path_factory.mktemp("tok")
     tk.save_tokenizer(tok, d, params, info)

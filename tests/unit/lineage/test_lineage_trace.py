@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from dscoder.tokens import tokenizer as tk
-from dscoder.tokens.fim import FimParams
+from dscoder.tokens.fim import PackFimSettings
 from dscoder.lineage.index import Lineage
 from dscoder.paths import Paths
 from dscoder.lineage.data_order import DataOrder
 from dscoder.lineage.trace import Tracer
-from dscoder.tokens.pack import PackParams, pack_documents
+from dscoder.tokens.pack import PackSettings, pack_documents
 from dscoder.tokens.split import val_repo_ids
 from dscoder.schemas import REPOS
 
@@ -71,10 +71,10 @@ def project(tmp_path_factory) -> Path:
     (root / P.clean_repos).parent.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=REPOS), root / P.clean_repos)
     tok_dir = root / P.tokenizer
-    params = tk.TokenizerParams(vocab_size=400, model_max_length=2048, sample_bytes=100_000)
+    params = tk.TokenizerSettings(vocab_size=400, model_max_length=2048, sample_bytes=100_000)
     tok, info = tk.train_tokenizer((r["text"] for r in rows), params)
     tk.save_tokenizer(tok, tok_dir, params, info)
-    pack = PackParams(seq_len=16, val_fraction=0.3, fim=FimParams(rate=0.6, mode="psm", spm_share=0.5, seed=3))
+    pack = PackSettings(seq_len=16, val_fraction=0.3, fim=PackFimSettings(rate=0.6, mode="psm", spm_share=0.5, seed=3))
     val = val_repo_ids([r["repo_id"] for r in rows], pack.val_fraction, pack.split_seed)
     pack_documents(rows, root / P.tokens, tokenizer_dir=tok_dir, params=pack, val_repos=val)
     return root

@@ -256,7 +256,7 @@ def test_language_stats_split_edges_on_and_off_cycles():
 def trained():
     from dscoder.tokens import tokenizer as tk
 
-    params = tk.TokenizerParams(vocab_size=400, min_frequency=1)
+    params = tk.TokenizerSettings(vocab_size=400, min_frequency=1)
     texts = [build_repo_doc(REPO, doc_format=f, repo_name="demo").text for f in DOC_FORMATS] * 3
     plain = tk.train_tokenizer(iter(texts), params)[0]
     again = tk.train_tokenizer(iter(texts), params, extra_tokens=format_tokens("deepseek"))[0]

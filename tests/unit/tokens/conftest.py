@@ -74,7 +74,7 @@ def leading_blocks(docs: list[dict], max_chars: int) -> list[str]:
 @pytest.fixture(scope="session")
 def tok_dir(corpus, tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("tok") / "tokenizer"
-    params = tk.TokenizerParams(vocab_size=800, model_max_length=2048)
+    params = tk.TokenizerSettings(vocab_size=800, model_max_length=2048)
     tok, info = tk.train_tokenizer(leading_blocks(corpus, 400_000), params)
     tk.save_tokenizer(tok, d, params, info)
     return d

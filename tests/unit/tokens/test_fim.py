@@ -10,18 +10,18 @@ from hypothesis import strategies as st
 
 from dscoder.tokens import fim
 from dscoder.config import ConfigError
-from dscoder.tokens.fim import FimParams, Piece, Sentinel
+from dscoder.tokens.fim import PackFimSettings, Piece, Sentinel
 
-MODES = [FimParams(rate=1.0, mode="psm"), FimParams(rate=1.0, mode="spm"),
-         FimParams(rate=1.0, mode="psm", spm_share=0.5), FimParams(rate=1.0, mode="msp", msp_spans=1),
-         FimParams(rate=1.0, mode="msp", msp_spans=5), FimParams(rate=0.5)]
+MODES = [PackFimSettings(rate=1.0, mode="psm"), PackFimSettings(rate=1.0, mode="spm"),
+         PackFimSettings(rate=1.0, mode="psm", spm_share=0.5), PackFimSettings(rate=1.0, mode="msp", msp_spans=1),
+         PackFimSettings(rate=1.0, mode="msp", msp_spans=5), PackFimSettings(rate=0.5)]
 
 
 @settings(max_examples=150, deadline=None)
 @given(text=st.text(st.characters(exclude_categories=("Cs",)), max_size=80), doc_id=st.text(max_size=8),
        seed=st.integers(0, 2**32), which=st.integers(0, len(MODES) - 1))
 def test_undo_recovers_the_document(text, doc_id, seed, which):
-    p = FimParams(**{**MODES[which].to_dict(), "seed": seed})
+    p = PackFimSettings(**{**MODES[which].to_dict(), "seed": seed})
     mode, items = fim.transform(len(text), doc_id, p)
     assert fim.undo(fim.render(items, text)) == text
     # The pieces partition the document: every character is in exactly one piece.
@@ -36,15 +36,15 @@ def _shape(items):
 
 
 def test_layouts():
-    _, psm = fim.transform(100, "a", FimParams(rate=1.0))
+    _, psm = fim.transform(100, "a", PackFimSettings(rate=1.0))
     assert _shape(psm) == ["fim_begin", "prefix", "fim_hole", "suffix", "fim_end", "middle"]
-    _, spm = fim.transform(100, "a", FimParams(rate=1.0, mode="spm"))
+    _, spm = fim.transform(100, "a", PackFimSettings(rate=1.0, mode="spm"))
     # StarCoder/Code Llama SPM: [PRE, SUF] suffix [MID] prefix middle
     assert _shape(spm) == ["fim_begin", "fim_hole", "suffix", "fim_end", "prefix", "middle"]
-    _, msp = fim.transform(100, "a", FimParams(rate=1.0, mode="msp", msp_spans=2))
+    _, msp = fim.transform(100, "a", PackFimSettings(rate=1.0, mode="msp", msp_spans=2))
     assert _shape(msp) == ["fim_begin", "context", "msp_0", "context", "msp_1", "context", "fim_end",
                            "msp_0", "span", "msp_1", "span"]
-    mode, none = fim.transform(100, "a", FimParams(rate=0.0))
+    mode, none = fim.transform(100, "a", PackFimSettings(rate=0.0))
     assert mode == "none" and none == [Piece("whole", 0, 100)]
     text = "abcdefghij"
     rendered = fim.render(psm, text * 10)
@@ -54,17 +54,17 @@ def test_layouts():
 def test_measured_share_is_within_tolerance_of_rate():
     n = 4000
     for rate in (0.1, 0.5, 0.9):
-        share = sum(fim.transform(50, f"repo-{i}", FimParams(rate=rate))[0] != "none" for i in range(n)) / n
+        share = sum(fim.transform(50, f"repo-{i}", PackFimSettings(rate=rate))[0] != "none" for i in range(n)) / n
         assert abs(share - rate) < 4 * math.sqrt(rate * (1 - rate) / n), (rate, share)
-    modes = [fim.transform(50, f"repo-{i}", FimParams(rate=1.0, spm_share=0.3))[0] for i in range(n)]
+    modes = [fim.transform(50, f"repo-{i}", PackFimSettings(rate=1.0, spm_share=0.3))[0] for i in range(n)]
     assert abs(modes.count("spm") / n - 0.3) < 4 * math.sqrt(0.21 / n)
     assert set(modes) == {"psm", "spm"}
 
 
 def test_deterministic_per_seed_and_doc_id():
-    p = FimParams(rate=1.0)
+    p = PackFimSettings(rate=1.0)
     assert fim.transform(1000, "x", p) == fim.transform(1000, "x", p)
-    draws = {tuple(fim.transform(1000, "x", FimParams(rate=1.0, seed=s))[1][1:2]) for s in range(20)}
+    draws = {tuple(fim.transform(1000, "x", PackFimSettings(rate=1.0, seed=s))[1][1:2]) for s in range(20)}
     assert len(draws) > 10  # the seed matters
     cuts = [fim.transform(1000, f"d{i}", p)[1][1].end for i in range(200)]
     assert min(cuts) < 100 and max(cuts) > 900  # cut points spread over the document
@@ -82,7 +82,7 @@ def test_undo_rejects_unknown_layouts():
                                          ({"msp_spans": 17}, "fim.msp_spans")])
 def test_bad_params_name_the_parameter(kwargs, name):
     with pytest.raises(ConfigError, match=name):
-        FimParams(**kwargs).validate()
+        PackFimSettings(**kwargs).validate()
 
 
 def test_complete_examples_counts_whole_examples_per_window():

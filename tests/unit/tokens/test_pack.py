@@ -15,10 +15,10 @@ import pytest
 
 from dscoder.tokens import fim, pack
 from dscoder.config import ConfigError
-from dscoder.tokens.fim import FimParams, Sentinel
+from dscoder.tokens.fim import PackFimSettings, Sentinel
 from dscoder.io import write_parquet
 from dscoder.tokens.index import TokenIndex, token_source
-from dscoder.tokens.pack import PackParams
+from dscoder.tokens.pack import PackSettings
 from dscoder.tokens.split import val_repo_ids
 from dscoder.schemas import AUDIT, REPOS
 from dscoder.tokens.tokenizer import SPECIAL_IDS, load_tokenizer
@@ -45,12 +45,12 @@ def docs(corpus, make_repo_row):
     return out
 
 
-PARAMS = PackParams(seq_len=64, val_fraction=0.2, fim=FimParams(rate=0.5, spm_share=0.5, unit="document"))
-MSP = PackParams(seq_len=1, val_fraction=0.2, fim=FimParams(rate=0.7, mode="msp", msp_spans=4, seed=3, unit="document"))
-FILE = PackParams(seq_len=64, val_fraction=0.2, fim=FimParams(rate=0.5, spm_share=0.5, unit="file"))
-WINDOW = PackParams(seq_len=64, val_fraction=0.2, fim=FimParams(rate=0.5, spm_share=0.5, unit="window"))
-WINDOW_MSP = PackParams(seq_len=48, val_fraction=0.2, add_bos=False,
-                        fim=FimParams(rate=0.6, mode="msp", msp_spans=2, unit="window"))
+PARAMS = PackSettings(seq_len=64, val_fraction=0.2, fim=PackFimSettings(rate=0.5, spm_share=0.5, unit="document"))
+MSP = PackSettings(seq_len=1, val_fraction=0.2, fim=PackFimSettings(rate=0.7, mode="msp", msp_spans=4, seed=3, unit="document"))
+FILE = PackSettings(seq_len=64, val_fraction=0.2, fim=PackFimSettings(rate=0.5, spm_share=0.5, unit="file"))
+WINDOW = PackSettings(seq_len=64, val_fraction=0.2, fim=PackFimSettings(rate=0.5, spm_share=0.5, unit="window"))
+WINDOW_MSP = PackSettings(seq_len=48, val_fraction=0.2, add_bos=False,
+                        fim=PackFimSettings(rate=0.6, mode="msp", msp_spans=2, unit="window"))
 RUNS = {"w1": PARAMS, "msp": MSP, "file": FILE, "window": WINDOW, "window_msp": WINDOW_MSP}
 
 
@@ -343,12 +343,12 @@ def test_pack_repos_from_parquet_matches(packed, docs, tok_dir, tmp_path):
 
 
 def test_params_from_dict_and_validation():
-    p = PackParams.from_dict({"seq_len": 128, "fim": {"rate": 0.25, "mode": "spm"}}, "pack")
+    p = PackSettings.from_dict({"seq_len": 128, "fim": {"rate": 0.25, "mode": "spm"}}, "pack")
     assert p.seq_len == 128 and p.fim.rate == 0.25 and p.fim.mode == "spm"
     with pytest.raises(ConfigError, match="pack.val_fraction"):
-        PackParams(val_fraction=2.0).validate()
+        PackSettings(val_fraction=2.0).validate()
     with pytest.raises(ConfigError, match="fim.rate"):
-        PackParams.from_dict({"fim": {"rate": -1}}, "pack")
+        PackSettings.from_dict({"fim": {"rate": -1}}, "pack")
 
 
 def test_repository_in_parts_stays_in_one_split_and_traces_to_its_part(docs, tok_dir, tmp_path, make_repo_row):
@@ -364,7 +364,7 @@ def test_repository_in_parts_stays_in_one_split_and_traces_to_its_part(docs, tok
     rows = [*docs[:6], *big, *docs[6:12]]
     path = tmp_path / "repos.parquet"
     write_parquet(path, pa.Table.from_pylist(rows, schema=REPOS), schema=REPOS)
-    params = PackParams(seq_len=32, val_fraction=0.3, fim=FimParams(rate=0.5, unit="file"))
+    params = PackSettings(seq_len=32, val_fraction=0.3, fim=PackFimSettings(rate=0.5, unit="file"))
     pack.pack_repos(path, tmp_path / "small", tokenizer_dir=tok_dir, params=params, batch_bytes=1_500)
     pack.pack_repos(path, tmp_path / "large", tokenizer_dir=tok_dir, params=params, workers=2)
     assert _files(tmp_path / "small") == _files(tmp_path / "large")

@@ -78,7 +78,7 @@ def test_autotokenizer_round_trips(auto, text):
 
 
 def test_training_and_directory_are_deterministic(corpus, tok_dir, tmp_path, fixed_blocks):
-    params = tk.TokenizerParams(vocab_size=800, model_max_length=2048)
+    params = tk.TokenizerSettings(vocab_size=800, model_max_length=2048)
     tok, info = tk.train_tokenizer(fixed_blocks(corpus, 400_000), params)
     digest = tk.save_tokenizer(tok, tmp_path / "again", params, info)
     assert digest == tk.tokenizer_hash(tok_dir) == tk.tokenizer_hash(tmp_path / "again")
@@ -96,7 +96,7 @@ def _sample(docs, params):
 
 
 def test_sample_is_capped_and_reports_language_shares(corpus):
-    params = tk.TokenizerParams(sample_bytes=60_000, sample_seed=1)
+    params = tk.TokenizerSettings(sample_bytes=60_000, sample_seed=1)
     plan, texts = _sample(corpus, params)
     report = plan.report()
     assert 0 < report["bytes_sampled"] == sum(len(t.encode()) for t in texts) <= 60_000
@@ -119,17 +119,17 @@ def test_sample_is_capped_and_reports_language_shares(corpus):
     # each language at about the overall rate (python: many files, so close to it)
     overall = report["bytes_sampled"] / report["bytes_available"]
     assert abs(langs["python"]["share_sampled"] - overall) < 0.02
-    everything, _ = _sample(corpus, tk.TokenizerParams(sample_bytes=10**12))
+    everything, _ = _sample(corpus, tk.TokenizerSettings(sample_bytes=10**12))
     assert everything.report()["bytes_sampled"] == report["bytes_available"]
     assert {v["share_sampled"] for v in everything.report()["by_language"].values()} == {1.0}
-    other, _ = _sample(corpus, tk.TokenizerParams(sample_bytes=60_000, sample_seed=2))
+    other, _ = _sample(corpus, tk.TokenizerSettings(sample_bytes=60_000, sample_seed=2))
     assert other.sampled != plan.sampled  # the seed draws another sample
 
 
 def test_sample_and_tokenizer_do_not_depend_on_row_order(corpus, tmp_path):
     import random
 
-    params = tk.TokenizerParams(vocab_size=600, sample_bytes=150_000)
+    params = tk.TokenizerSettings(vocab_size=600, sample_bytes=150_000)
     shuffled = list(corpus)
     random.Random(3).shuffle(shuffled)
     assert [d["repo_id"] for d in shuffled] != [d["repo_id"] for d in corpus]
@@ -155,4 +155,4 @@ def test_bytes_per_token_per_language(tok, corpus):
 @pytest.mark.parametrize("field,value", [("vocab_size", 100), ("min_frequency", 0), ("model_max_length", 0)])
 def test_bad_params_name_the_parameter(field, value):
     with pytest.raises(ConfigError, match=f"tokenizer.{field}"):
-        tk.TokenizerParams(**{field: value}).validate()
+        tk.TokenizerSettings(**{field: value}).validate()

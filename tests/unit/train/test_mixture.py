@@ -53,7 +53,7 @@ def test_mixture_uses_another_models_tokenizer(tmp_path, general_tok):
         "NOTES.txt": ("text", "Plain English notes about nothing in particular.\n"),
         "data.json": ("json", "{}"),
     }) for i in range(10)]
-    params = mx.MixtureParams(train_tokens=3000, val_tokens=500, seq_len=64, val_fraction=0.2)
+    params = mx.MixtureSettings(train_tokens=3000, val_tokens=500, seq_len=64, val_fraction=0.2)
     sources, _ = mx.corpus_sources(rows, params)
     assert {s: len(v) for s, v in sources.items()} == {"code": 10, "markdown": 10, "nl_code": 10, "nl_math": 10,
                                                       "general": 10}
@@ -78,7 +78,7 @@ def test_general_lm_texts_are_prose_and_docstrings():
 
 def test_params_validate():
     with pytest.raises(ValueError, match="mixture.weights"):
-        mx.MixtureParams(weights={"code": 1.0, "poetry": 1.0}).validate()
+        mx.MixtureSettings(weights={"code": 1.0, "poetry": 1.0}).validate()
     assert mx.quotas({"a": 0.7, "b": 0.3}, ["a", "b"], 11) == {"a": 8, "b": 3}
 
 
