@@ -18,10 +18,10 @@ from transformers import AutoTokenizer
 from dscoder.train.mixture import MixtureSettings, corpus_sources, write_mixture
 from dscoder.data.stream import read_repos
 from dscoder.paths import Paths
-from stages.common import Timer, load_params, load_paths, run_flow, run_task, stage_args
+from stages.common import Timer, load_paths, run_task
 from stages.common.model_card import DATA_STAGES, card_facts
-from stages.common.training import (TrainingSettings, check_training, run_training, trainer_paths, training_report,
-                                    training_writes)
+from stages.common.training import (TrainingSettings, run_training, trainer_paths, training_report,
+                                    training_stage_main, training_writes)
 
 MODEL = "v1.5"
 READS = ("clean_repos", "continue_pretrain.init_from")
@@ -78,13 +78,8 @@ def continue_pretrain(section: dict, paths: Paths | None = None) -> dict:
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    section, paths = params.get("continue_pretrain") or {}, load_paths(params)
     # the trainer's names and types now, its values once the mixture is built
-    check_training("continue_pretrain", section, continue_pretrain_paths(paths), validate=False,
-                   settings=ContinuePretrainSettings)
-    run_flow(continue_pretrain, section, paths)
+    training_stage_main(continue_pretrain, continue_pretrain_paths, __doc__, settings=ContinuePretrainSettings)
 
 
 if __name__ == "__main__":

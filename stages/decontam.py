@@ -21,8 +21,8 @@ from dscoder.io import write_parquet
 from dscoder.lineage.metrics import decontam_by_language
 from dscoder.paths import Paths, report_refs
 from dscoder.schemas import AUDIT, REPOS
-from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_step, scratch, stage_args,
-                           write_report, write_step_outputs)
+from stages.common import (RunnerSettings, Timer, data_stage_main, load_paths, run_step, scratch, write_report,
+                           write_step_outputs)
 
 __all__ = ["decontam"]
 
@@ -67,11 +67,7 @@ def decontam(params: DecontamSettings, runner: RunnerSettings, paths: Paths | No
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    settings = DecontamSettings.from_dict(params.get("decontam"))
-    runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(decontam, settings, runner, paths=load_paths(params), on=runner)
+    data_stage_main(decontam, DecontamSettings, __doc__)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from dscoder.io import write_parquet
 from dscoder.lineage.metrics import dedup_by_language, dedup_files_by_language
 from dscoder.paths import Paths, report_refs
 from dscoder.schemas import CLUSTERS, FILE_CLUSTERS, REPOS
-from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_step, scratch, stage_args,
-                           write_report, write_step_outputs)
+from stages.common import (RunnerSettings, Timer, data_stage_main, load_paths, run_step, scratch, write_report,
+                           write_step_outputs)
 
 READS = ("repo_docs",)
 WRITES = ("dedup_repos", "dedup_clusters", *report_refs("dedup"))
@@ -83,11 +83,7 @@ def dedup(params: DedupSettings, runner: RunnerSettings, paths: Paths | None = N
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    settings = DedupSettings.from_dict(params.get("dedup"))
-    runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(dedup, settings, runner, paths=load_paths(params), on=runner)
+    data_stage_main(dedup, DedupSettings, __doc__)
 
 
 if __name__ == "__main__":

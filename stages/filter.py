@@ -14,8 +14,8 @@ from dscoder.data.filters import FilterSettings, FilterStep
 from dscoder.data.step import merge_counts, total, tree
 from dscoder.paths import Paths, report_refs
 from dscoder.schemas import FILES
-from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_step, scratch, stage_args,
-                           write_report, write_step_outputs)
+from stages.common import (RunnerSettings, Timer, data_stage_main, load_paths, run_step, scratch, write_report,
+                           write_step_outputs)
 
 READS = ("raw_files",)
 WRITES = ("filtered_files", "filtered_audit", *report_refs("filter"))
@@ -58,11 +58,7 @@ def filter_files(settings: FilterSettings, runner: RunnerSettings, src: Path | N
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    settings = FilterSettings.from_dict(params.get("filter"), "filter")
-    runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(filter_files, settings, runner, paths=load_paths(params), on=runner)
+    data_stage_main(filter_files, FilterSettings, __doc__)
 
 
 if __name__ == "__main__":

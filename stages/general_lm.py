@@ -19,10 +19,10 @@ from dscoder.io import atomic_path
 from dscoder.train.mixture import general_lm_texts, train_general_tokenizer, write_texts
 from dscoder.data.stream import read_repos
 from dscoder.paths import Paths
-from stages.common import Timer, load_params, load_paths, run_flow, run_task, stage_args
+from stages.common import Timer, load_paths, run_task
 from stages.common.model_card import DATA_STAGES, card_facts
-from stages.common.training import (TrainingSettings, check_training, run_training, trainer_paths, training_report,
-                                    training_writes)
+from stages.common.training import (TrainingSettings, run_training, trainer_paths, training_report,
+                                    training_stage_main, training_writes)
 
 MODEL = "general"
 READS = ("clean_repos",)
@@ -74,12 +74,8 @@ def general_lm(section: dict, paths: Paths | None = None) -> dict:
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    section, paths = params.get("general_lm") or {}, load_paths(params)
     # the trainer's names and types now, its values once the flow has built the corpus
-    check_training("general_lm", section, general_lm_paths(paths), validate=False, settings=GeneralLmSettings)
-    run_flow(general_lm, section, paths)
+    training_stage_main(general_lm, general_lm_paths, __doc__, settings=GeneralLmSettings)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from dscoder.data.step import merge_counts, total, tree
 from dscoder.data.stream import cut_shards, largest_first
 from dscoder.paths import Paths, report_refs
 from dscoder.schemas import FILES
-from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_shards, scratch, stage_args,
-                           write_report, write_step_outputs)
+from stages.common import (RunnerSettings, Timer, data_stage_main, load_paths, run_shards, scratch, write_report,
+                           write_step_outputs)
 
 READS: tuple = ()
 WRITES = ("raw_files", "raw_audit", *report_refs("ingest"))
@@ -67,11 +67,7 @@ def ingest(settings: IngestSettings, runner: RunnerSettings, out: Path | None = 
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    settings = IngestSettings.from_dict(params.get("ingest"), "ingest")
-    runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(ingest, settings, runner, paths=load_paths(params), on=runner)
+    data_stage_main(ingest, IngestSettings, __doc__)
 
 
 if __name__ == "__main__":

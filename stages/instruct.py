@@ -17,10 +17,10 @@ from transformers import AutoTokenizer
 
 from dscoder.instruct import InstructPackSettings, pack_instructions, read_examples, save_chat_tokenizer
 from dscoder.paths import Paths
-from stages.common import Timer, load_params, load_paths, run_flow, run_task, stage_args
+from stages.common import Timer, load_paths, run_task
 from stages.common.model_card import card_facts, instruction_data
-from stages.common.training import (TrainingSettings, check_training, run_training, trainer_paths, training_report,
-                                    training_writes)
+from stages.common.training import (TrainingSettings, run_training, trainer_paths, training_report,
+                                    training_stage_main, training_writes)
 
 BASE, MODEL = "base-16k", "instruct"
 READS = ("instruct_data", ("models", BASE))
@@ -75,12 +75,8 @@ def instruct(section: dict, paths: Paths | None = None) -> dict:
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    section, paths = params.get("instruct") or {}, load_paths(params)
     # the trainer's names and types now, its values once the flow has packed the data
-    check_training("instruct", section, instruct_paths(paths), validate=False, settings=InstructSettings)
-    run_flow(instruct, section, paths)
+    training_stage_main(instruct, instruct_paths, __doc__, settings=InstructSettings)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ from prefect import flow
 from dscoder.config import Settings
 from dscoder.paths import Paths
 from dscoder.train import long_context_overrides
-from stages.common import Timer, load_params, load_paths, run_flow, stage_args
+from stages.common import Timer, load_paths
 from stages.common.model_card import card_facts, code_data
-from stages.common.training import (TrainingSettings, check_training, run_training, trainer_paths, training_report,
-                                    training_writes)
+from stages.common.training import (TrainingSettings, run_training, trainer_paths, training_report,
+                                    training_stage_main, training_writes)
 
 BASE, MODEL = "base", "base-16k"
 READS = ("tokens", "tokenizer", ("models", BASE))
@@ -81,12 +81,8 @@ def long_context(section: dict, paths: Paths | None = None) -> dict:
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    section, paths = params.get("long_context") or {}, load_paths(params)
     # names and types now; the values once the flow has read the base model's settings
-    check_training("long_context", section, long_context_paths(paths), validate=False, settings=LongContextSettings)
-    run_flow(long_context, section, paths)
+    training_stage_main(long_context, long_context_paths, __doc__, settings=LongContextSettings)
 
 
 if __name__ == "__main__":

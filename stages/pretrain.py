@@ -10,9 +10,9 @@ from __future__ import annotations
 from prefect import flow
 
 from dscoder.paths import Paths
-from stages.common import Timer, load_params, load_paths, run_flow, stage_args
+from stages.common import Timer, load_paths
 from stages.common.model_card import DATA_STAGES, TOKEN_STAGES, card_facts, code_data
-from stages.common.training import check_training, run_training, trainer_paths, training_report, training_writes
+from stages.common.training import run_training, trainer_paths, training_report, training_stage_main, training_writes
 
 MODEL = "base"
 READS = ("tokens", "tokenizer")
@@ -38,11 +38,7 @@ def pretrain(section: dict, paths: Paths | None = None) -> dict:
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    section, paths = params.get("pretrain") or {}, load_paths(params)
-    check_training("pretrain", section, pretrain_paths(paths))
-    run_flow(pretrain, section, paths)
+    training_stage_main(pretrain, pretrain_paths, __doc__, validate=True)
 
 
 if __name__ == "__main__":

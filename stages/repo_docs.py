@@ -19,8 +19,8 @@ from dscoder.data.repo_docs.step import RepoDocsStep
 from dscoder.data.step import merge_counts, tree
 from dscoder.paths import Paths, report_refs
 from dscoder.schemas import REPOS
-from stages.common import (RunnerSettings, Timer, load_params, load_paths, run_flow, run_step, scratch, stage_args,
-                           write_report, write_step_outputs)
+from stages.common import (RunnerSettings, Timer, data_stage_main, load_paths, run_step, scratch, write_report,
+                           write_step_outputs)
 
 READS = ("filtered_files",)
 WRITES = ("repo_docs", "repo_docs_audit", *report_refs("repo_docs"))
@@ -61,11 +61,7 @@ def repo_docs(settings: RepoDocsSettings, runner: RunnerSettings, paths: Paths |
 
 
 def main() -> None:
-    args = stage_args(__doc__)
-    params = load_params(args.params)
-    settings = RepoDocsSettings.from_dict(params.get("repo_docs"), "repo_docs")
-    runner = RunnerSettings.from_dict(params.get("runner"), "runner")
-    run_flow(repo_docs, settings, runner, paths=load_paths(params), on=runner)
+    data_stage_main(repo_docs, RepoDocsSettings, __doc__)
 
 
 if __name__ == "__main__":

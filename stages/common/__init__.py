@@ -204,6 +204,17 @@ def run_flow(flow_: Any, *args: Any, on: RunnerSettings | None = None, **kwargs:
     return flow_.fn(**params)
 
 
+def data_stage_main(flow_: Any, settings: type[Settings], doc: str | None) -> Any:
+    """The whole main() of a data stage: the `--params` file, the stage's section read as
+    `settings` (its `section`), `runner` and `paths`, all checked before anything starts; then
+    its flow, `flow_(settings, runner, paths=...)`, through `run_flow`."""
+    args = stage_args(doc or "")
+    params = load_params(args.params)
+    section = settings.from_dict(params.get(settings.section), settings.section)
+    runner = RunnerSettings.from_dict(params.get("runner"), "runner")
+    return run_flow(flow_, section, runner, paths=load_paths(params), on=runner)
+
+
 def in_run() -> bool:
     """Whether this code runs inside a Prefect flow or task run."""
     from prefect.context import FlowRunContext, TaskRunContext

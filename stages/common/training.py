@@ -28,7 +28,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Callable, ClassVar, Self
 
 from dscoder.config import ConfigError, Settings, renamed
 from dscoder.io import write_json
@@ -164,6 +164,21 @@ def check_training(stage: str, section: dict[str, Any] | None, paths: dict[str, 
         except ConfigError as e:
             raise ConfigError(renamed(str(e), TrainSettings.section, stage)) from e
     return cfg, train_cfg, launch
+
+
+def training_stage_main(flow_: Any, stage_paths: Callable[[Paths], dict[str, str]], doc: str | None, *,
+                        settings: type[TrainingSettings] = TrainingSettings, validate: bool = False) -> Any:
+    """The whole main() of a training stage (named by its flow): the `--params` file, its section
+    checked as `settings` against the trainer's names and types (and values, with `validate`;
+    otherwise the flow completes them first) before anything starts, then `flow_(section, paths)`
+    through `run_flow`."""
+    from stages.common import load_params, load_paths, run_flow, stage_args
+
+    args = stage_args(doc or "")
+    params = load_params(args.params)
+    section, paths = params.get(flow_.name) or {}, load_paths(params)
+    check_training(flow_.name, section, stage_paths(paths), validate=validate, settings=settings)
+    return run_flow(flow_, section, paths)
 
 
 def run_training(stage: str, section: dict[str, Any] | None, paths: dict[str, str],
