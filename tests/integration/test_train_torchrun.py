@@ -157,7 +157,7 @@ def test_export_reloads_and_generates(full_run):
 def test_batch_not_divisible_fails_fast_under_torchrun(setup):
     proc = run(setup, "bad", "global_batch_size=6", "micro_batch_size=2")  # 6 % (2 x 2 ranks)
     assert proc.returncode != 0
-    assert "global_batch_size 6 is not divisible by micro_batch_size 2 x world size 2" in proc.stderr
+    assert "train.global_batch_size: 6 is not divisible by micro_batch_size 2 x world size 2" in proc.stderr
     assert not (setup / "bad").exists()
 
 
@@ -167,7 +167,7 @@ def test_missing_tokens_fail_fast(setup, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
-    assert f"tokens_dir {str(tmp_path)!r} has no meta.json" in proc.stderr
+    assert f"train.tokens_dir: {str(tmp_path)!r} has no meta.json" in proc.stderr
 
 
 def test_long_context_continues_from_the_export(setup, full_run, tmp_path):
