@@ -18,7 +18,7 @@ from prefect import flow, task
 from dscoder.data.doc_formats import DEFAULT_DOC_FORMAT, format_tokens
 from dscoder.data.repo_docs.document import RepoDocsSettings
 from dscoder.data.stream import BATCH_BYTES, read_repos, repo_ids
-from dscoder.tokens.split import val_repo_ids
+from dscoder.tokens.split import SPLIT_SEED, VAL_FRACTION, val_repo_ids
 from dscoder.paths import Paths, report_refs
 from dscoder.tokens.tokenizer import (TokenizerSettings, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
                                save_tokenizer, special_token_ids, train_tokenizer)
@@ -89,12 +89,12 @@ def tokenizer(params: TokenizerSettings, val_fraction: float, split_seed: int, b
 def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
-    pack = params.get("pack") or {}
+    pack = params.get("pack") or {}  # only the split keys (the stage's params deps), so not PackSettings
     runner = RunnerSettings.from_dict(params.get("runner"), "runner")
     docs = RepoDocsSettings.from_dict(params.get("repo_docs"), "repo_docs")
     run_flow(tokenizer, TokenizerSettings.from_dict(params.get("tokenizer"), "tokenizer"),
-              float(pack.get("val_fraction", 0.01)), int(pack.get("split_seed", 0)), batch_bytes=runner.batch_bytes,
-              doc_format=docs.doc_format, paths=load_paths(params))
+             float(pack.get("val_fraction", VAL_FRACTION)), int(pack.get("split_seed", SPLIT_SEED)),
+             batch_bytes=runner.batch_bytes, doc_format=docs.doc_format, paths=load_paths(params))
 
 
 if __name__ == "__main__":

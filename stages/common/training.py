@@ -37,7 +37,7 @@ from dscoder.train import torchrun_command, torchrun_env
 from dscoder.train.config import TrainSettings
 from dscoder.train.lock import STAGE_LOCK, TRAINER_LOCK, FolderInUse, FolderLock, die_with_parent, is_locked, read_holder
 from dscoder.train.resume import changed_settings, checkpoint_key, latest_checkpoint, resume_key
-from stages.common import Timer, write_report
+from stages.common import Timer, load_params, load_paths, run_flow, stage_args, write_report
 from stages.common.progress import Progress, artifact_key, run_ids
 
 PATH_FIELDS = ("tokens_dir", "checkpoint_dir", "metrics_dir", "export_dir", "tokenizer_dir", "summary_path", "run_name",
@@ -172,8 +172,6 @@ def training_stage_main(flow_: Any, stage_paths: Callable[[Paths], dict[str, str
     checked as `settings` against the trainer's names and types (and values, with `validate`;
     otherwise the flow completes them first) before anything starts, then `flow_(section, paths)`
     through `run_flow`."""
-    from stages.common import load_params, load_paths, run_flow, stage_args
-
     args = stage_args(doc or "")
     params = load_params(args.params)
     section, paths = params.get(flow_.name) or {}, load_paths(params)

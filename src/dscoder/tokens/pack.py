@@ -81,7 +81,7 @@ from dscoder.pool import WorkerPool
 from dscoder.io import atomic_path, write_json
 from dscoder.tokens import fim as fimlib
 from dscoder.tokens.fim_windows import WindowFim
-from dscoder.tokens.split import val_repo_ids
+from dscoder.tokens.split import SPLIT_SEED, VAL_FRACTION, val_repo_ids
 from dscoder.tokens.tokenizer import cached_tokenizer, token_nbytes, tokenizer_hash
 
 SPLITS = ("train", "val")
@@ -118,9 +118,9 @@ class PackSettings(Settings):
 
     seq_len: int = 4096
     """Tokens per training block (Sec. 3: 4K window in pretraining; 16K for long context)."""
-    val_fraction: float = 0.01
+    val_fraction: float = VAL_FRACTION
     """Expected share of repositories held out for validation (decided per repo_id hash)."""
-    split_seed: int = 0
+    split_seed: int = SPLIT_SEED
     """Salt of the repository split hash; change it to draw another split."""
     add_bos: bool = True
     """Begin every document with BOS (the released tokenizer prepends it to every prompt)."""

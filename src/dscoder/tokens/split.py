@@ -14,6 +14,11 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable
 
+#: `pack.val_fraction` and `pack.split_seed` unless params say otherwise (PackSettings and the
+#: tokenizer stage, which holds the same repositories out, both default to these).
+VAL_FRACTION = 0.01
+SPLIT_SEED = 0
+
 
 def repo_unit(repo_id: str, seed: int) -> float:
     """A repository's position in [0, 1): the split compares it with val_fraction."""
