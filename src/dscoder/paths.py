@@ -15,19 +15,21 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping, Union
+from typing import Any, ClassVar, Mapping, Union
 
 import yaml
 
-from dscoder.config import ConfigError, build
+from dscoder.config import ConfigError, Settings
 
 Ref = Union[str, tuple[str, str]]
 
 
 @dataclass(frozen=True, kw_only=True)
-class Paths:
+class Paths(Settings):
     """The `paths` section of params.yaml: one field per artifact (no defaults: params.yaml is
     the one place they are written). A missing or unknown key fails naming `paths.<key>`."""
+
+    section: ClassVar[str] = "paths"
 
     raw_files: str
     raw_audit: str
@@ -59,8 +61,8 @@ class Paths:
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             p = PurePosixPath(getattr(self, f.name))
-            if not str(p) or str(p) == "." or p.is_absolute() or ".." in p.parts:
-                raise ConfigError(f"paths.{f.name}: must be a path inside the project, got {getattr(self, f.name)!r}")
+            self.require(bool(str(p)) and str(p) != "." and not p.is_absolute() and ".." not in p.parts, f.name,
+                         f"must be a path inside the project, got {getattr(self, f.name)!r}")
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -75,7 +77,7 @@ class Paths:
         missing = [k for k in cls.keys() if k not in section]
         if missing:
             raise ConfigError(f"paths.{missing[0]}: missing (declare it in params.yaml's paths section)")
-        return build(cls, dict(section), "paths")
+        return cls.from_dict(dict(section))
 
     @classmethod
     def load(cls, params_file: str | Path) -> "Paths":

@@ -26,6 +26,7 @@ from dscoder.instruct.instruct_pack import InstructPackSettings
 from dscoder.train.mixture import MixtureSettings
 from dscoder.tokens.pack import PackSettings
 from dscoder.tokens.tokenizer import TokenizerSettings
+from dscoder.paths import Paths
 from dscoder.train.config import TrainSettings
 from stages.continue_pretrain import ContinuePretrainSettings
 from stages.general_lm import GeneralLmSettings
@@ -62,6 +63,7 @@ BAD = {
     GeneralLmSettings: ({"vocab_size": 10}, "general_lm.vocab_size"),
     InstructSettings: ({"pack": {"seq_len": 1}}, "instruct.pack.seq_len"),
     ContinuePretrainSettings: ({"mixture": {"seq_len": 1}}, "continue_pretrain.mixture.seq_len"),
+    Paths: ({**{k: f"data/{k}" for k in Paths.keys()}, "tokens": "/abs/tokens"}, "paths.tokens"),
 }
 
 
@@ -108,7 +110,7 @@ def test_a_section_built_under_another_name_is_named_so(tmp_path):
 
 def test_validate_returns_none_and_a_good_section_builds():
     for cls in BAD:
-        if cls in (BenchmarkSource, InstructFile, IngestSettings, TrainSettings):
+        if cls in (BenchmarkSource, InstructFile, IngestSettings, TrainSettings, Paths):
             continue  # no default for a required field, or validate() needs the token files
         settings = cls.from_dict({})
         assert isinstance(settings, cls) and settings.validate() is None
