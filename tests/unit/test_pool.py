@@ -102,3 +102,41 @@ def test_submit_after_shutdown_is_refused():
     pool.shutdown()
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(abs, -1)
+
+
+def _arrow_churn():
+    """In a worker: string arrays of ever-changing sizes, as successive batches are, then freed.
+    Returns the Arrow allocator's name, RSS before, at the peak and after (bytes)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    base, peak = _rss_kb() * 1024, 0
+    for n in (3_000_000, 5_000_000, 7_000_000):
+        a = pa.array(["x" * 20] * n)
+        b = pc.utf8_upper(a)
+        peak = max(peak, _rss_kb() * 1024)
+        del a, b
+    return pa.default_memory_pool().backend_name, base, peak, _rss_kb() * 1024
+
+
+@pytest.mark.parametrize("pool_env, backend", [(None, "system"), ("mimalloc", "mimalloc")])
+def test_workers_give_freed_arrow_memory_back(pool_env, backend):
+    """bound_malloc puts a worker's Arrow on the system allocator, whose freed batch buffers go
+    back to the system: RSS after the batches is near where it started (measured here: 79 MB
+    before, 421 MB at the peak, 85 MB after; with pyarrow's default, mimalloc, 79 -> 568 -> 568,
+    every page kept). An explicit
+    ARROW_DEFAULT_MEMORY_POOL is left alone."""
+    env = {"ARROW_DEFAULT_MEMORY_POOL": pool_env} if pool_env else {}
+    saved = os.environ.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    try:
+        with WorkerPool(1, env=env) as pool:
+            name, base, peak, after = pool.submit(_arrow_churn).result()
+    finally:
+        if saved is not None:
+            os.environ["ARROW_DEFAULT_MEMORY_POOL"] = saved
+    assert name == backend
+    assert peak - base > 150e6  # the batches really were big
+    if backend == "system":
+        assert after - base < 60e6, (base, peak, after)
+    else:  # documents why the default is changed: the retained pages stay resident
+        assert after - base > 150e6, (base, peak, after)
