@@ -114,6 +114,35 @@ def test_concat_bytes_do_not_depend_on_the_parts(tmp_path, small_groups):
     assert all(md.row_group(i).num_rows <= 17 for i in range(md.num_row_groups))
 
 
+def test_row_groups_bounded_by_the_rule_whatever_the_writes(tmp_path, small_groups):
+    """Every row group holds at most ROW_GROUP_BYTES and ROW_GROUP_ROWS, unless it is one row
+    larger than that; and it is full: its next row would not fit. Rows of 30,000 bytes (over
+    the 20,000 limit) sit among small ones; the layout is the same however the rows were
+    handed to the writer."""
+    rng = random.Random(5)
+    rows = [{"repo_id": f"r{i // 4:03d}", "path": f"f{i}.py",
+             "content": "y" * (30_000 if i % 37 == 5 else rng.randint(10, 4000))} for i in range(400)]
+    sizes = row_nbytes(pa.Table.from_pylist(rows, schema=SCHEMA)).tolist()
+    digests = set()
+    for groups_of in (1, 7, 400):
+        out = tmp_path / f"w{groups_of}.parquet"
+        _write(out, rows, groups_of=groups_of)
+        digests.add(_md5(out))
+    assert len(digests) == 1
+    md, start, big = pq.ParquetFile(out).metadata, 0, 0
+    for i in range(md.num_row_groups):
+        n = md.row_group(i).num_rows
+        nbytes = sum(sizes[start:start + n])
+        if n == 1 and nbytes > stream.ROW_GROUP_BYTES:
+            big += 1
+        else:
+            assert nbytes <= stream.ROW_GROUP_BYTES and n <= stream.ROW_GROUP_ROWS, (i, n, nbytes)
+        if start + n < len(rows):  # full: the next row would not have fit
+            assert n == stream.ROW_GROUP_ROWS or nbytes + sizes[start + n] > stream.ROW_GROUP_BYTES, i
+        start += n
+    assert start == len(rows) and big == sum(s > stream.ROW_GROUP_BYTES for s in sizes) > 0
+
+
 def test_batch_without_key_and_empty_input(tmp_path):
     src = tmp_path / "empty.parquet"
     _write(src, [])
