@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from dscoder.data.stream import Utf8Text
+
 
 def spans_problem(row: dict[str, Any]) -> str | None:
     """Why the `files` spans of a REPOS row cannot be used, or None when they are sound."""
     text = row.get("text")
     files = row.get("files")
-    if not isinstance(text, str):
+    if not isinstance(text, (str, Utf8Text)):  # Utf8Text: decoded span by span (stream.read_rows)
         return "text_not_string"
     if not isinstance(files, list):
         return "files_not_list"

@@ -24,10 +24,11 @@ that read one from start to end (tokenizer, pack, instruct_data, general_lm, con
 
 from __future__ import annotations
 
+import codecs
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -356,3 +357,93 @@ def repo_ids(path: str | os.PathLike) -> Iterator[str]:
     """The repo_id of every row of a REPOS file, streamed (one row group at a time)."""
     for _, t in iter_slices(path, ["repo_id"]):
         yield from (r for r in t.column("repo_id").to_pylist() if isinstance(r, str))
+
+
+class Utf8Text:
+    """A string column value kept as its UTF-8 bytes (a view of the Arrow buffer) and
+    decoded span by span: `len()` is its length in characters, `spans()` gives exactly the
+    strings `text[start:end]` of the decoded value would.
+
+    A Python str costs 1, 2 or 4 bytes per character for the whole value, by its widest
+    character: the repository documents larger than 4 MiB of the 14x corpus are all 2 or 4,
+    so one 8 MiB document became a 16-32 MB str, plus the decoder's widening copies, for a
+    reader that only wants its files one at a time."""
+
+    #: Bytes decoded at a time by `spans`.
+    CHUNK_BYTES = 1 << 20
+
+    def __init__(self, data: memoryview, nchars: int):
+        self.data, self.nchars = data, nchars
+
+    @classmethod
+    def of(cls, column: pa.Array, i: int = 0) -> "Utf8Text":
+        """Value `i` of a string (or large_string) array, without copying it."""
+        offsets = np.frombuffer(column.buffers()[1], np.int64 if pa.types.is_large_string(column.type) else np.int32)
+        lo, hi = int(offsets[column.offset + i]), int(offsets[column.offset + i + 1])
+        data = column.buffers()[2]
+        view = memoryview(data)[lo:hi] if data is not None else memoryview(b"")
+        return cls(view, int(pc.utf8_length(column.slice(i, 1))[0].as_py()))
+
+    def __len__(self) -> int:
+        return self.nchars
+
+    def __str__(self) -> str:
+        return str(self.data, "utf-8")
+
+    def spans(self, bounds: Iterable[tuple[int, int]]) -> Iterator[str]:
+        """`text[start:end]` for each (start, end) in `bounds`, which must be in order
+        (starts never decreasing) and within the text. Holds at most one span and one chunk
+        of decoded characters."""
+        dec = codecs.getincrementaldecoder("utf-8")()
+        data, n = self.data, len(self.data)
+        buf, buf_start, pos = "", 0, 0  # buf: characters [buf_start, buf_start + len(buf))
+        for start, end in bounds:
+            if start < buf_start or end < start or end > self.nchars:
+                raise ValueError(f"span ({start}, {end}) out of order or range (text of {self.nchars} characters)")
+            while buf_start + len(buf) < end:
+                piece = dec.decode(data[pos:pos + self.CHUNK_BYTES], final=pos + self.CHUNK_BYTES >= n)
+                pos += self.CHUNK_BYTES
+                drop = min(start - buf_start, len(buf))  # characters before `start` are never needed again
+                buf, buf_start = buf[drop:] + piece, buf_start + drop
+            drop = start - buf_start
+            buf, buf_start = buf[drop:], start
+            yield buf[: end - start]
+
+
+def read_rows(path: str | os.PathLike, columns: Sequence[str] = REPO_COLUMNS, *, key: str = "repo_id",
+              keep: Callable[[Any], bool] | None = None, lazy: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+    """The rows of a Parquet file (those of `columns` it has) as Python dicts, one decoded at
+    a time, in file order; with `keep`, only the rows whose `key` value it accepts, tested on
+    the key column before a row is converted. The string columns named in `lazy` come as
+    `Utf8Text` rather than str.
+
+    For readers of REPOS files, whose rows can be as large as `repo_docs.max_doc_bytes`
+    (8 MiB): `read_repos` decodes whole row groups (`iter_batches`), which these files close
+    at 8 MiB plus one row, so up to ~16 MiB of text with its pages and copies, then converts 8
+    rows at a time to Python strings (1-4 bytes per character each). Here the Parquet reader
+    streams pages (a 1 MiB buffered stream, no pre-buffering, one row per record batch), so
+    only the row being read and its pages are decoded. Measured on the tokenizer stage's
+    driver, which reads all of the corpus three times (sample plan, sample, held-out
+    repositories): see `stages.tokenizer`."""
+    pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+    have = set(pf.schema_arrow.names)
+    cols = [c for c in columns if c in have]
+    if keep is not None and key not in cols:
+        cols.append(key)
+    lazy = [c for c in lazy if c in cols]
+    groups = None  # all row groups; with `keep`, only those holding a kept row (read from the key column)
+    if keep is not None:
+        groups = [i for i in range(pf.metadata.num_row_groups)
+                  if any(keep(k) for k in pf.read_row_group(i, columns=[key]).column(key).to_pylist())]
+        if not groups:
+            return
+    for batch in pf.iter_batches(batch_size=1, row_groups=groups, columns=cols, use_threads=False):
+        for i in range(batch.num_rows):
+            row = batch.slice(i, 1)
+            if keep is not None and not keep(row.column(key)[0].as_py()):
+                continue
+            out = row.select([c for c in cols if c not in lazy]).to_pylist()[0] if len(lazy) < len(cols) else {}
+            for c in lazy:
+                col = row.column(c)
+                out[c] = None if col.null_count else Utf8Text.of(col)
+            yield {c: out[c] for c in cols}

@@ -8,6 +8,8 @@ import random
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dscoder.data import stream
 from dscoder.data.stream import Batch, PartWriter, concat_parts, iter_batches, iter_groups, plan_shards, row_nbytes
@@ -171,3 +173,19 @@ def test_groups_are_whole_at_every_batch_size(tmp_path, small_groups):
             got.setdefault(rid, []).extend(t.to_pylist())
             open_id = None if last else rid
         assert open_id is None and got == want, budget
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(st.characters(exclude_categories=("Cs",)), max_size=300), cuts=st.lists(st.integers(0, 300)),
+       chunk=st.integers(1, 9))
+def test_utf8_text_spans_equal_string_slices(text, cuts, chunk):
+    """Span by span decoding, with chunks that split multi-byte characters, gives exactly
+    the slices of the decoded string."""
+    from dscoder.data.stream import Utf8Text
+
+    points = sorted(min(c, len(text)) for c in cuts)
+    bounds = [(a, b) for a, b in zip(points[::2], points[1::2])]
+    value = Utf8Text.of(pa.array([None, "ab", text, "z"]).slice(1, 3), 1)
+    value.CHUNK_BYTES = chunk
+    assert len(value) == len(text) and str(value) == text
+    assert list(value.spans(bounds)) == [text[a:b] for a, b in bounds]

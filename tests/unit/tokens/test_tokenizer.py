@@ -156,3 +156,47 @@ def test_bytes_per_token_per_language(tok, corpus):
 def test_bad_params_name_the_parameter(field, value):
     with pytest.raises(ConfigError, match=f"tokenizer.{field}"):
         tk.TokenizerSettings(**{field: value}).validate()
+
+
+def test_bytes_per_token_batches_stay_bounded_and_do_not_change_counts(tok, corpus, make_repo_row, monkeypatch):
+    """Batches hold at most `batch_chars` plus one file, even when one document is larger
+    than `batch_chars` (the size is checked per file, not per document), and the counts are
+    those of encoding each file alone."""
+    big = make_repo_row("t:big", {f"f{i}.py": f"x_{i} = {i}\n" * 400 for i in range(30)})
+    docs = [*corpus, big]
+    batch_chars = 20_000
+    assert len(big["text"]) > 3 * batch_chars
+    largest = max(f["end"] - f["start"] for d in docs for f in d["files"])
+    sizes = []
+    real = tok.encode_batch_fast
+
+    class Spy:  # tokenizers.Tokenizer's methods are read-only: wrap it instead
+        def encode_batch_fast(self, texts, **kw):
+            sizes.append(sum(map(len, texts)))
+            return real(texts, **kw)
+
+    batched = tk.bytes_per_token(Spy(), docs, batch_chars=batch_chars)
+    assert len(sizes) > 3 and max(sizes) < batch_chars + largest
+    assert batched == tk.bytes_per_token(tok, docs, batch_chars=1) == tk.bytes_per_token(tok, docs, batch_chars=10**12)
+
+
+def test_lazy_rows_give_the_same_blocks_counts_and_tokenizer(tok, corpus, tmp_path):
+    """Rows read with `read_rows(lazy=("text",))` (text decoded file by file from Arrow)
+    give the same sample plan, training texts and bytes per token as Python-string rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dscoder.data.stream import Utf8Text, read_repos, read_rows
+
+    path = tmp_path / "repos.parquet"
+    pq.write_table(pa.Table.from_pylist(corpus), path, row_group_size=3)
+    lazy = list(read_rows(path, lazy=("text",)))
+    assert all(isinstance(d["text"], Utf8Text) for d in lazy)
+    assert [{**d, "text": str(d["text"])} for d in lazy] == list(read_repos(path))
+    assert list(tk._file_blocks(lazy)) == list(tk._file_blocks(corpus))
+    assert tk.bytes_per_token(tok, lazy) == tk.bytes_per_token(tok, corpus)
+    params = tk.TokenizerSettings(vocab_size=400, sample_bytes=30_000)
+    assert tk.plan_sample(lazy, params).grids == tk.plan_sample(corpus, params).grids
+    keep = {corpus[0]["repo_id"], corpus[-1]["repo_id"]}
+    assert [d["repo_id"] for d in read_rows(path, keep=keep.__contains__)] == [d["repo_id"] for d in corpus
+                                                                                if d["repo_id"] in keep]
