@@ -57,7 +57,7 @@ class RunnerSettings(Settings):
     shard_bytes: int = 256 * 2**20
     """About how many bytes of input one shard holds (a repository larger than that is a shard
     of its own). Shards run largest first, so a giant repository never idles the other workers."""
-    batch_bytes: int = 8 * 2**20
+    batch_bytes: int = 2 * 2**20
     """How many bytes of input rows a worker holds at once: with the one-row-group reads of
     dscoder.data.stream this sets a worker's peak memory. Outputs do not depend on it."""
 

@@ -417,10 +417,10 @@ def read_rows(path: str | os.PathLike, columns: Sequence[str] = REPO_COLUMNS, *,
     the key column before a row is converted. The string columns named in `lazy` come as
     `Utf8Text` rather than str.
 
-    For readers of REPOS files, whose rows can be as large as `repo_docs.max_doc_bytes`
-    (8 MiB): `read_repos` decodes whole row groups (`iter_batches`), which these files close
-    at 8 MiB plus one row, so up to ~16 MiB of text with its pages and copies, then converts 8
-    rows at a time to Python strings (1-4 bytes per character each). Here the Parquet reader
+    For readers of REPOS files, whose rows can be as large as `repo_docs.max_doc_bytes`:
+    `read_repos` decodes whole row groups (`iter_batches`, up to `ROW_GROUP_BYTES` or one
+    larger row) with their pages and copies, then converts 8 rows at a time to Python strings
+    (1-4 bytes per character each). Here the Parquet reader
     streams pages (a 1 MiB buffered stream, no pre-buffering, one row per record batch), so
     only the row being read and its pages are decoded. Measured on the tokenizer stage's
     driver, which reads all of the corpus three times (sample plan, sample, held-out

@@ -69,7 +69,7 @@ class RepoDocsSettings(Settings):
     """Document layout (doc_formats.py): `deepseek` path comments (Sec. 2.2, default),
     `starcoder2` <repo_name>/<file_sep>, `qwen2.5` <|repo_name|>/<|file_sep|>; the last two
     need their tokens in the tokenizer (doc_formats.format_tokens)."""
-    max_doc_bytes: int = 8 * 2**20
+    max_doc_bytes: int = 2**20
     """A repository whose document would exceed this many UTF-8 bytes becomes several
     documents of at most this size, cut at file boundaries along the dependency order
     (step.py): the bound on what one document (and so one worker) holds."""
