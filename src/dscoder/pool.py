@@ -13,7 +13,8 @@ library module).
         futures = [pool.submit(run_shard, step, src, shard, work, batch_bytes) for shard in shards]
         results = [f.result() for f in futures]
 
-- Tasks and results travel pickled over a private pipe pair per worker; the worker's stdout
+- Tasks and results travel pickled over a private pipe pair per worker (results with their
+  large buffers out of band, see `_send_outcome`); the worker's stdout
   and stderr are the parent's, so a task's prints and logs land where the parent's do.
 - A task's exception is raised by `Future.result()` with the worker's traceback attached as
   its `__cause__`. A worker that dies (killed, out of memory, a segfault) fails its task with
@@ -138,6 +139,61 @@ def _recv(fh) -> bytes:
     return data
 
 
+# Outcomes (worker -> parent) travel with pickle protocol 5's out-of-band buffers: the pickle
+# carries the structure, and each large contiguous buffer (a NumPy array's data) follows as
+# raw bytes, read straight into the bytearray the unpickled array then uses. An in-band pickle
+# holds the message and the objects made from it at once (the parent's peak gets one extra
+# copy of every result: for the pack stage at 14x the default corpus, ~25 MB of token arrays),
+# and the worker builds that message next to its result. Measured there (2 workers): driver
+# peak 332 -> 319 MB, process tree 816 -> 758 MB. Tasks (parent -> worker) stay in-band,
+# so `submit` keeps no reference to its arguments.
+
+def _dumps_outcome(obj: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    buffers: list[pickle.PickleBuffer] = []
+    return pickle.dumps(obj, protocol=5, buffer_callback=buffers.append), buffers
+
+
+def _send_outcome(fh, payload: bytes, buffers: list[pickle.PickleBuffer]) -> None:
+    fh.write(_LEN.pack(len(buffers)))
+    _send(fh, payload)
+    del payload
+    for b in buffers:
+        m = b.raw()
+        fh.write(_LEN.pack(m.nbytes))
+        fh.write(m)
+        del m
+        b.release()
+    fh.flush()
+
+
+def _recv_outcome(fh) -> Any:
+    head = fh.read(_LEN.size)
+    if len(head) < _LEN.size:
+        raise EOFError("pipe closed")
+    (count,) = _LEN.unpack(head)
+    payload = _recv(fh)
+    buffers = []
+    for _ in range(count):
+        (n,) = _LEN.unpack(_recv_exact(fh, _LEN.size))
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = fh.readinto(view[got:])
+            if not k:
+                raise EOFError("pipe closed mid-message")
+            got += k
+        view.release()
+        buffers.append(buf)
+    return pickle.loads(payload, buffers=buffers)
+
+
+def _recv_exact(fh, n: int) -> bytes:
+    data = fh.read(n)
+    if len(data) < n:
+        raise EOFError("pipe closed mid-message")
+    return data
+
+
 class WorkerPool:
     """`workers` worker processes, each fed by one thread of this process; `submit` returns a
     `concurrent.futures.Future`. `env` is added to the workers' environment (for example
@@ -205,6 +261,7 @@ class WorkerPool:
         try:
             while (item := self._queue.get()) is not None:
                 fut, payload = item
+                del item  # else the task's bytes stay referenced while the worker runs it
                 if not fut.set_running_or_notify_cancel():
                     continue
                 if worker is None:
@@ -217,7 +274,7 @@ class WorkerPool:
                 try:
                     _send(w, payload)
                     del payload
-                    ok, value = pickle.loads(_recv(r))
+                    ok, value = _recv_outcome(r)
                 except (EOFError, OSError) as e:
                     code = proc.wait()
                     self._close(worker)
@@ -234,6 +291,7 @@ class WorkerPool:
                     exc, tb = value
                     exc.__cause__ = RemoteTraceback(tb)
                     fut.set_exception(exc)
+                del fut, value  # the caller owns the result now (this thread waits for the next task)
         finally:
             if worker is not None:
                 self._close(worker)
@@ -264,12 +322,13 @@ def _serve_worker(rfd: int, wfd: int) -> None:
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
             out = (False, (e, traceback.format_exc()))
         try:
-            payload = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+            payload, buffers = _dumps_outcome(out)
         except Exception as e:  # an unpicklable result or exception: send what can travel
-            payload = pickle.dumps((False, (RuntimeError(f"could not send the task's outcome back: {e!r}"),
-                                            traceback.format_exc())))
-        del out
-        _send(w, payload)
+            payload, buffers = _dumps_outcome((False, (RuntimeError(f"could not send the task's outcome back: {e!r}"),
+                                                       traceback.format_exc())))
+        del out  # the buffers keep the arrays they export until sent
+        _send_outcome(w, payload, buffers)
+        del payload, buffers
 
 
 if __name__ == "__main__":

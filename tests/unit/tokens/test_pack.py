@@ -388,3 +388,88 @@ def test_repository_in_parts_stays_in_one_split_and_traces_to_its_part(docs, tok
     assert sorted(p for _, p in found) == [0, 1, 2] and len({s for s, _ in found}) == 1
     # parts draw their own FIM choices (keys differ), though their texts have the same shape
     assert len({pack.doc_key("giant:1", k) for k in range(3)}) == 3
+
+
+@pytest.mark.parametrize("workers,batch_bytes", [(1, 700), (2, 5_000)])
+def test_pack_repos_table_batches_match_for_any_batch_size(packed, docs, tok_dir, tmp_path, workers, batch_bytes):
+    """The stage's path (Arrow batches serialized to the workers, rows made there) writes what
+    the dict path writes, window unit included, whatever the batches."""
+    import pyarrow as pa
+
+    path = tmp_path / "repos.parquet"
+    write_parquet(path, pa.Table.from_pylist(docs, schema=REPOS), schema=REPOS)
+    pack.pack_repos(path, tmp_path / "out", tokenizer_dir=tok_dir, params=WINDOW, workers=workers,
+                    batch_bytes=batch_bytes)
+    assert _files(tmp_path / "out") == _files(packed / "window")
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 700, 5_000, 10**9])
+def test_table_batches_follow_the_dict_rule(docs, tmp_path, batch_bytes):
+    """`_table_batches` cuts the rows where `_batches` does, with the same splits and parts."""
+    import pyarrow as pa
+
+    path = tmp_path / "repos.parquet"
+    write_parquet(path, pa.Table.from_pylist(docs, schema=REPOS), schema=REPOS)
+    val = val_repo_ids([d["repo_id"] for d in docs], 0.2, 0)
+    from dscoder.data.stream import read_repos
+
+    want = [([(d["repo_id"], d["part"]) for d in b], s) for b, s in pack._batches(read_repos(path), val, batch_bytes)]
+    got = []
+    for ipc, splits, parts in pack._table_batches(path, val, batch_bytes, read_bytes=3_000):
+        rows = pa.ipc.open_stream(ipc).read_all().column("repo_id").to_pylist()
+        got.append((list(zip(rows, parts)), splits))
+    assert got == want and len(want) > (1 if batch_bytes < 10**9 else 0)
+
+
+class _Text(str):
+    """A str that can be watched with a weak reference."""
+
+
+def test_batches_keep_no_reference_to_a_yielded_batch(make_repo_row):
+    """Once the consumer drops a batch (after submitting it), its documents are freed: the
+    generator holds only the document that opens the next batch."""
+    import gc
+    import weakref
+
+    rows = [make_repo_row(f"r:{i}", {"a.py": "x = 1\n" * 50}) for i in range(6)]
+    for r in rows:
+        r["text"] = _Text(r["text"])
+    refs = [weakref.ref(r["text"]) for r in rows]
+    n = len(rows[0]["text"])
+
+    def stream():
+        while rows:
+            yield rows.pop(0)
+
+    it = pack._batches(stream(), frozenset(), 2 * n)
+    batch, splits = next(it)
+    assert len(batch) == 2
+    del batch, splits
+    gc.collect()
+    assert [r() is None for r in refs] == [True, True, False, False, False, False]
+
+
+def test_window_fim_holds_less_than_a_window_between_chunks(tok_dir):
+    """`WindowFim.feed` frees the chunk it was given and keeps only the pending tokens (less
+    than one window), not the arrays of the whole last chunk."""
+    import gc
+    import weakref
+
+    from dscoder.tokens.fim_windows import WindowFim
+    from dscoder.tokens.tokenizer import cached_tokenizer
+
+    rng = random.Random(1)
+    sid = cached_tokenizer(str(tok_dir))[1]
+    fw = WindowFim("train", WINDOW.seq_len, WINDOW.fim, sid, pack.SplitChunk)
+    for i in range(3):
+        text = "".join(_code(rng) for _ in range(30))
+        doc = {"repo_id": f"w:{i}", "repo_name": None, "text": text,
+               "files": [{"path": "a.py", "language": "python", "start": 0, "end": len(text), "header_chars": 0}]}
+        r = pack.encode_shard([doc], ["train"], tok_dir, WINDOW)
+        ids = weakref.ref(r.chunks["train"].ids)
+        assert r.chunks["train"].ids.size > 4 * WINDOW.seq_len
+        out = list(fw.feed(r.chunks.pop("train")))
+        gc.collect()
+        assert ids() is None, "the fed chunk is still referenced"
+        assert fw.ids.size - fw.off < WINDOW.seq_len and fw.ids.size == fw.chars.size == fw.seg.size < WINDOW.seq_len
+        assert sum(c.ids.size for c in out) % WINDOW.seq_len == 0
