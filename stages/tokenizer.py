@@ -27,49 +27,48 @@ from prefect import flow, task
 
 from dscoder.data.doc_formats import DEFAULT_DOC_FORMAT, format_tokens
 from dscoder.data.repo_docs.document import RepoDocsSettings
-from dscoder.data.stream import BATCH_BYTES, read_rows, repo_ids
+from dscoder.data.stream import read_rows, repo_ids
 from dscoder.tokens.split import SPLIT_SEED, VAL_FRACTION, val_repo_ids
 from dscoder.paths import Paths, report_refs
 from dscoder.tokens.tokenizer import (TokenizerSettings, bytes_per_token, load_tokenizer, plan_sample, sampled_texts,
                                save_tokenizer, special_token_ids, train_tokenizer)
-from stages.common import RunnerSettings, Timer, load_params, load_paths, run_flow, run_task, stage_args, write_report
+from stages.common import Timer, load_params, load_paths, run_flow, run_task, stage_args, write_report
 from stages.common.progress import Progress, artifact_key
 
 READS = ("clean_repos",)
 WRITES = ("tokenizer", *report_refs("tokenizer"))
 
 
-def _docs(src: str, heldout: frozenset[str], batch_bytes: int, want_heldout: bool, progress: Progress | None = None):
-    # batch_bytes is kept for the tasks' signatures (and runner params): read_rows streams rows
+def _docs(src: str, heldout: frozenset[str], want_heldout: bool, progress: Progress | None = None):
     docs = read_rows(src, keep=lambda repo_id: (repo_id in heldout) == want_heldout, lazy=("text",))
     return progress.wrap(docs) if progress is not None else docs
 
 
 @task(name="train-bpe")
-def train(src: str, heldout: frozenset[str], params: TokenizerSettings, out: str, batch_bytes: int,
+def train(src: str, heldout: frozenset[str], params: TokenizerSettings, out: str,
           extra_tokens: tuple[str, ...] = (), n_train: int | None = None) -> dict:
     # two passes over the training repositories: plan the sample, then feed it to BPE
     with Progress("tokenizer", 2 * n_train if n_train is not None else None, "repo",
                   desc="tokenizer: sample and train (2 passes)") as progress:
-        plan = plan_sample(_docs(src, heldout, batch_bytes, False, progress), params)
+        plan = plan_sample(_docs(src, heldout, False, progress), params)
         if not plan.report()["bytes_available"]:
             raise SystemExit(f"tokenizer: {src} holds no training text (an empty corpus: see the ingest report and "
                              "its audit for why); a tokenizer cannot be trained on nothing")
-        tok, info = train_tokenizer(sampled_texts(_docs(src, heldout, batch_bytes, False, progress), plan, params),
+        tok, info = train_tokenizer(sampled_texts(_docs(src, heldout, False, progress), plan, params),
                                     params, extra_tokens=extra_tokens)
     digest = save_tokenizer(tok, out, params, info)
     return {**info, "hash": digest, "sample": plan.report()}
 
 
 @task(name="bytes-per-token")
-def measure(src: str, heldout: frozenset[str], out: str, batch_bytes: int) -> dict:
+def measure(src: str, heldout: frozenset[str], out: str) -> dict:
     with Progress("tokenizer", len(heldout), "repo", desc="tokenizer: bytes/token on held-out repos",
                   key=artifact_key("tokenizer", "measure-progress")) as progress:
-        return bytes_per_token(load_tokenizer(out), _docs(src, heldout, batch_bytes, True, progress))
+        return bytes_per_token(load_tokenizer(out), _docs(src, heldout, True, progress))
 
 
 @flow(name="tokenizer", log_prints=True)
-def tokenizer(params: TokenizerSettings, val_fraction: float, split_seed: int, batch_bytes: int = BATCH_BYTES,
+def tokenizer(params: TokenizerSettings, val_fraction: float, split_seed: int,
               doc_format: str = DEFAULT_DOC_FORMAT, paths: Paths | None = None) -> dict:
     paths = paths or load_paths()
     src, out = Path(paths.clean_repos), Path(paths.tokenizer)
@@ -77,9 +76,9 @@ def tokenizer(params: TokenizerSettings, val_fraction: float, split_seed: int, b
     ids = set(repo_ids(src))
     heldout = val_repo_ids(ids, val_fraction, split_seed)
     # the repository-document format's own tokens (none for deepseek) become single ids
-    info = run_task(train, str(src), heldout, params, str(out), batch_bytes, format_tokens(doc_format), len(ids - heldout))
+    info = run_task(train, str(src), heldout, params, str(out), format_tokens(doc_format), len(ids - heldout))
     timer.mark("train")
-    bpt = run_task(measure, str(src), heldout, str(out), batch_bytes)
+    bpt = run_task(measure, str(src), heldout, str(out))
     timer.mark("measure")
     tok = load_tokenizer(out)
     sample = info.pop("sample")
@@ -101,11 +100,10 @@ def main() -> None:
     args = stage_args(__doc__)
     params = load_params(args.params)
     pack = params.get("pack") or {}  # only the split keys (the stage's params deps), so not PackSettings
-    runner = RunnerSettings.from_dict(params.get("runner"), "runner")
     docs = RepoDocsSettings.from_dict(params.get("repo_docs"), "repo_docs")
     run_flow(tokenizer, TokenizerSettings.from_dict(params.get("tokenizer"), "tokenizer"),
              float(pack.get("val_fraction", VAL_FRACTION)), int(pack.get("split_seed", SPLIT_SEED)),
-             batch_bytes=runner.batch_bytes, doc_format=docs.doc_format, paths=load_paths(params))
+             doc_format=docs.doc_format, paths=load_paths(params))
 
 
 if __name__ == "__main__":
