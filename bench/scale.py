@@ -574,6 +574,8 @@ def run_corpus(c: dict, base_params: dict, args, workdir: Path, env_base: tuple[
                 c["stages"][-1]["mb_in"] = mb_in
                 if c["stages"][-1]["returncode"] == 0 and mb_in:
                     c["stages"][-1]["mb_per_s"] = round(mb_in / c["stages"][-1]["wall_s"], 3)
+            elif args.no_datatrove:
+                c["notes"].append("datatrove's MinHash pipeline not run (--no-datatrove)")
             else:
                 c["notes"].append("datatrove not importable by /work/bench-venv/bin/python nor .venv's python: "
                                   "its MinHash pipeline was not run (see bench/dedup.py to set up the side venv)")
