@@ -38,13 +38,16 @@ import pyarrow.parquet as pq
 from dscoder.io import atomic_path
 
 #: A row group holds at most this many bytes of row data and `ROW_GROUP_ROWS` rows; a row larger
-#: than that is a row group by itself. So reading one row group costs at most about
-#: max(ROW_GROUP_BYTES, the largest row) whatever the corpus: closing a group only once it had
-#: passed the limit let it reach twice that with 8 MiB documents (repo_docs.max_doc_bytes), and
-#: the drivers' concat and plan then grew with the corpus (decontam's driver at 14x the default
-#: corpus: 330 MB against 239 at 1x). Fixed, not a parameter: the layout of every output must
-#: not depend on any setting.
-ROW_GROUP_BYTES = 8 * 2**20
+#: than that is a row group by itself. So reading or writing one row group costs at most about
+#: max(ROW_GROUP_BYTES, the largest row) whatever the corpus. Closing a group only once it had
+#: passed the limit let it reach twice that with 8 MiB documents, and the drivers' concat and
+#: plan then grew with the corpus (decontam's driver at 14x the default corpus: 330 MB against
+#: 239 at 1x). 2 MiB, as `runner.batch_bytes`, rather than 8: the default corpus's shards are
+#: ~6 MB, so with 8 MiB groups its workers never wrote a full one and their 1x peak measured
+#: less than the bound (filter's worker, largest shard: 157 MB at 1x, 192 at 14x with 8 MiB
+#: output groups; 152 and 178 with 2 MiB). Fixed, not a parameter: the layout of every output
+#: must not depend on any setting.
+ROW_GROUP_BYTES = 2 * 2**20
 ROW_GROUP_ROWS = 4096
 #: The writer settings of every Parquet file a data stage writes.
 WRITER_OPTIONS = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
