@@ -50,11 +50,18 @@ def file_deps(path: str, language: str, content: str, index: RepoIndex, mode: st
             self_refs += 1
         else:
             unresolved += 1
-    return FileDeps(path, language, len(ext.refs), resolved, unresolved, self_refs, tuple(sorted(targets)), problem)
+    # The resolvers build candidate paths (join, normpath), so a hit is an equal but new
+    # string; the index's own copy is kept instead, so that a repository's edges share its
+    # path strings (torch, 11,297 files: 55,147 edges held 4.4 MB of duplicate paths).
+    same = index.canonical
+    targets_t = tuple(sorted(same.get(t, t) for t in targets))
+    return FileDeps(path, language, len(ext.refs), resolved, unresolved, self_refs, targets_t, problem)
 
 
 def repo_deps(files: Sequence[Mapping[str, str]], mode: str = "tree-sitter") -> list[FileDeps]:
     """`file_deps` for every file of one repository (dicts with path, language, content;
-    paths unique). Resolution sees every file of the repository, whatever its language."""
-    index = RepoIndex((f["path"], f["language"], lambda f=f: f["content"]) for f in files)
+    paths unique). Resolution sees every file of the repository, whatever its language.
+    The index is given the files themselves, read only where it needs a content (not a
+    reader closure per file: 200 B a file, 2.3 MB for torch's 11,297)."""
+    index = RepoIndex((f["path"], f["language"], f) for f in files)
     return [file_deps(f["path"], f["language"], f["content"], index, mode) for f in files]

@@ -19,7 +19,7 @@ import json
 import posixpath
 import re
 from collections import defaultdict
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from dscoder.data.repo_docs.refs import Ref
 
@@ -41,20 +41,25 @@ def _depth_key(path: str) -> tuple[int, str]:
 class RepoIndex:
     """Lookup tables over one repository's files, built once and shared by all resolvers.
 
-    `files` holds (path, language, content). Contents are read only for the few files that
-    declare a project's layout (go.mod, Cargo.toml, composer.json) and for C# namespace
-    declarations; tables for one language are built on first use.
+    `files` holds (path, language, content); content is the text, or a mapping whose
+    `["content"]` gives it (a spooled file reads it from disk), or a zero-argument reader.
+    Contents are read only for the few files that declare a project's layout (go.mod,
+    Cargo.toml, composer.json) and for C# namespace declarations; tables for one language
+    are built on first use.
     """
 
-    def __init__(self, files: Iterable[tuple[str, str, str]]):
+    def __init__(self, files: Iterable[tuple[str, str, str | Mapping[str, str] | Callable[[], str]]]):
         self.language: dict[str, str] = {}
-        self._content: dict[str, str | Callable[[], str]] = {}
+        self.canonical: dict[str, str] = {}
+        """Each path to itself: the index's copy of a path equal to a resolver's hit."""
+        self._content: dict[str, str | Mapping[str, str] | Callable[[], str]] = {}
         by_dir: dict[str, list[str]] = defaultdict(list)
         by_name: dict[str, list[str]] = defaultdict(list)
         by_tail2: dict[str, list[str]] = defaultdict(list)  # "parent/name" → paths
         dirs: set[str] = {""}
         for path, language, content in files:
             self.language[path] = language
+            self.canonical[path] = path
             self._content[path] = content
             d = posixpath.dirname(path)
             by_dir[d].append(path)
@@ -78,7 +83,9 @@ class RepoIndex:
         """A file's content; read on demand when the index was given a reader (so a large
         repository's contents need not all be held at once)."""
         c = self._content[path]
-        return c if isinstance(c, str) else c()
+        if isinstance(c, str):
+            return c
+        return c["content"] if isinstance(c, Mapping) else c()
 
     # ---- generic lookups ----
     def has(self, path: str | None) -> bool:
