@@ -306,7 +306,7 @@ class PartWriter:
             return
         group = pa.concat_tables(self._pending).combine_chunks()
         # The pending slices are copied into `group`: let them go before the writer encodes
-        # it, which takes about 3x the group again (8 rows of 1 MiB, repo_docs at 14x the
+        # it, which takes about 3x the group again (8 MiB groups of 1 MiB rows, repo_docs at 14x the
         # default corpus: +33 MB during write_table). Holding them through the write cost
         # that worker 4 MB more peak RSS. Same bytes either way.
         self._pending, self._pbytes, self._prows = [], 0, 0
