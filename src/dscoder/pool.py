@@ -128,11 +128,15 @@ def _send(fh, payload: bytes) -> None:
     fh.flush()
 
 
-def _recv(fh) -> bytes:
+def _read_len(fh) -> int:
     head = fh.read(_LEN.size)
     if len(head) < _LEN.size:
         raise EOFError("pipe closed")
-    (n,) = _LEN.unpack(head)
+    return _LEN.unpack(head)[0]
+
+
+def _recv(fh) -> bytes:
+    n = _read_len(fh)
     data = fh.read(n)
     if len(data) < n:
         raise EOFError("pipe closed mid-message")
@@ -167,14 +171,11 @@ def _send_outcome(fh, payload: bytes, buffers: list[pickle.PickleBuffer]) -> Non
 
 
 def _recv_outcome(fh) -> Any:
-    head = fh.read(_LEN.size)
-    if len(head) < _LEN.size:
-        raise EOFError("pipe closed")
-    (count,) = _LEN.unpack(head)
+    count = _read_len(fh)
     payload = _recv(fh)
     buffers = []
     for _ in range(count):
-        (n,) = _LEN.unpack(_recv_exact(fh, _LEN.size))
+        n = _read_len(fh)
         buf = bytearray(n)
         view, got = memoryview(buf), 0
         while got < n:
@@ -185,13 +186,6 @@ def _recv_outcome(fh) -> Any:
         view.release()
         buffers.append(buf)
     return pickle.loads(payload, buffers=buffers)
-
-
-def _recv_exact(fh, n: int) -> bytes:
-    data = fh.read(n)
-    if len(data) < n:
-        raise EOFError("pipe closed mid-message")
-    return data
 
 
 class WorkerPool:
