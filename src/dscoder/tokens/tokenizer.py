@@ -361,8 +361,8 @@ def bytes_per_token(tok: Tokenizer, docs: Iterable[Mapping[str, Any]],
     Files are encoded in batches of at most `batch_chars` characters plus one file (each file
     is encoded on its own, so the batching never changes a count). The size is checked after
     each file, not after each document: a repository document can hold up to
-    `repo_docs.max_doc_bytes` (8 MiB by default), and checking per document let a batch reach
-    4M + 8M characters and ~3M tokens of Encodings (the stage's peak: 508 MB at 14x the
+    `repo_docs.max_doc_bytes` (8 MiB when this was measured; 1 MiB by default now), and checking
+    per document let a batch reach 4M + 8M characters and ~3M tokens of Encodings (the stage's peak: 508 MB at 14x the
     default corpus against 300 MB on it)."""
     stats: dict[str, list[int]] = {}
     batch: list[tuple[str, str]] = []
