@@ -7,6 +7,11 @@ keep, or drop with a reason). Every threshold is a parameter of `FilterSettings`
 
 from __future__ import annotations
 
+import __future__
+import ast
+import functools
+import operator
+import re
 import warnings
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -139,17 +144,101 @@ def rule_data_size(text: str, language: str, s: FilterSettings) -> Drop | None:
     return None
 
 
+#: Python source longer than this is compiled a run of top-level statements at a time
+#: (`python_compiles`): compiling costs ~100 bytes of memory per source byte (the parser's
+#: tokens and memo, the AST, the code objects), +41 MB for one 346 KB test module of sympy.
+COMPILE_CHUNK_CHARS = 1 << 16
+
+# A line that starts at column 0 with something that can begin a statement: where one run of
+# top-level statements may end and the next begin (a guess, checked by compiling: see below).
+_TOP_LEVEL_LINE = re.compile(r"\n(?=[^\s#)\]}])(?!(?:else|elif|except|finally)\b)")
+_MODULE_GLOBAL = re.compile(r"^[ \t]*global\b", re.M)
+# The `from __future__` features a file's first run passes on to the others: all but
+# barry_as_FLUFL, which a compile flag turns on in the parser but an import in the file
+# itself does not (the file is parsed before its imports are read), so passing it on would
+# accept `<>` that the whole file rejects.
+_FUTURE_FLAGS = functools.reduce(operator.or_, (getattr(__future__, n).compiler_flag
+                                                for n in __future__.all_feature_names if n != "barry_as_FLUFL"))
+
+
+def _compile(text: str, path: str, flags: int = 0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not an error
+        return compile(text, path or "<file>", "exec", flags=flags, dont_inherit=True)
+
+
+def _declares_module_global(tree: ast.Module) -> bool:
+    """Whether a `global` statement runs in module scope (not inside a def, lambda or class)."""
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Global):
+            return True
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            stack += [c for c in ast.iter_child_nodes(node) if isinstance(c, (ast.stmt, ast.excepthandler, ast.match_case))]
+    return False
+
+
+def _chunks_compile(text: str, path: str, chunk: int) -> bool:
+    """Whether `text` compiles, found by compiling runs of top-level statements of about
+    `chunk` characters; False also where that cannot tell (the caller compiles it whole).
+
+    A run ends before a line that starts at column 0 with code. That is a guess (the line may
+    be inside a string or brackets), but only a run that compiles alone is accepted, and a
+    run that compiles alone ends outside every string and bracket, so the whole file's
+    statements are the runs' statements in turn: the whole compiles exactly when every run
+    does, given the two things a statement sees of the others at module level:
+    - `from __future__` features: those of the first run are passed to the others, and a
+      later run that mentions `__future__` is not judged here (the import would be legal at
+      its run's start but not at its place in the file);
+    - a `global` declaration in module scope, which is an error after an earlier use of the
+      name at module level: a run that has one is not judged here (one inside a function is
+      judged: it concerns that function's own statements).
+    A run that fails is retried twice as long (a guessed end inside a string makes it fail),
+    so a file with an error costs a few compiles before the caller's exact one."""
+    flags, start, size = 0, 0, chunk
+    while start < len(text):
+        m = _TOP_LEVEL_LINE.search(text, start + size) if start + size < len(text) else None
+        end = m.start() + 1 if m else len(text)
+        piece = text[start:end]
+        try:
+            code = _compile(piece, path, flags)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            if end == len(text):
+                return False
+            size *= 2
+            continue
+        if start == 0:
+            flags = code.co_flags & _FUTURE_FLAGS
+        elif "__future__" in piece:
+            return False
+        if _MODULE_GLOBAL.search(piece) and _declares_module_global(_compile(piece, path, flags | ast.PyCF_ONLY_AST)):
+            return False
+        del code, piece
+        start, size = end, chunk
+    return True
+
+
+def python_syntax_error(text: str, path: str = "", chunk: int = COMPILE_CHUNK_CHARS) -> Drop | None:
+    """The Sec. 2.4 check for Python: None if `text` compiles, else why not (the first error
+    `compile` reports for the whole file). Files longer than `chunk` characters are compiled
+    in runs of top-level statements (`_chunks_compile`), so the memory this needs is set by
+    `chunk` and the longest statement, not the file; only a file they cannot clear is compiled
+    whole, for its exact error."""
+    if len(text) > chunk and _chunks_compile(text, path, chunk):
+        return None
+    try:
+        _compile(text, path)
+    except SyntaxError as e:
+        return Drop("python_syntax", f"line {e.lineno}: {e.msg}")
+    except (ValueError, RecursionError, MemoryError, OverflowError) as e:
+        return Drop("python_syntax", type(e).__name__)
+    return None
+
+
 def rule_parse(text: str, language: str, s: FilterSettings, path: str = "") -> Drop | None:
     if language == "python" and s.python_compile:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not an error
-                compile(text, path or "<file>", "exec", dont_inherit=True)
-        except SyntaxError as e:
-            return Drop("python_syntax", f"line {e.lineno}: {e.msg}")
-        except (ValueError, RecursionError, MemoryError, OverflowError) as e:
-            return Drop("python_syntax", type(e).__name__)
-        return None
+        return python_syntax_error(text, path)
     if language in s.parse_languages:
         share = error_share(text.encode("utf-8"), grammar_name(language, path))
         if share is not None and share > s.max_parse_error_share:
