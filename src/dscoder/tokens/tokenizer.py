@@ -122,7 +122,7 @@ def train_tokenizer(texts: Iterable[str], params: TokenizerSettings,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    counted = _Counted(texts)
+    counted = _Counted(texts, TRAIN_BATCH_CHARS)
     t0 = time.perf_counter()
     tok.train_from_iterator(counted, trainer)
     seconds = time.perf_counter() - t0
@@ -163,15 +163,32 @@ def _as_document_tokens(tok: Tokenizer, tokens: Sequence[str]) -> Tokenizer:
     return out
 
 
-class _Counted:
-    def __init__(self, texts: Iterable[str]):
-        self.texts, self.n, self.chars = texts, 0, 0
+#: Characters of text handed to the trainer per item it pulls (a list of texts). The trainer
+#: counts words the same whichever way the texts come (the same tokenizer, byte for byte), but
+#: each item it pulls costs it the Python lock: one file at a time, training on the ~16 MB
+#: sample of the 14x corpus took 4.8 s idle; in lists of ~1M characters, 2.6 s.
+TRAIN_BATCH_CHARS = 1_000_000
 
-    def __iter__(self) -> Iterator[str]:
+
+class _Counted:
+    """The texts in lists of about `batch_chars` characters, counted as they go."""
+
+    def __init__(self, texts: Iterable[str], batch_chars: int):
+        self.texts, self.batch_chars, self.n, self.chars = texts, batch_chars, 0, 0
+
+    def __iter__(self) -> Iterator[list[str]]:
+        batch: list[str] = []
+        size = 0
         for t in self.texts:
             self.n += 1
             self.chars += len(t)
-            yield t
+            batch.append(t)
+            size += len(t)
+            if size >= self.batch_chars:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
 
 
 #: Buckets of the sample thresholds (a fixed grid: the sample never depends on float order).

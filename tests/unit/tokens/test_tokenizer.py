@@ -90,6 +90,27 @@ def test_training_and_directory_are_deterministic(corpus, tok_dir, tmp_path, fix
         tk.tokenizer_hash(tmp_path / "again")
 
 
+def test_the_trainer_learns_the_same_whatever_the_texts_per_item(corpus, fixed_blocks, monkeypatch):
+    params = tk.TokenizerSettings(vocab_size=800, model_max_length=2048)
+    texts = list(fixed_blocks(corpus, 400_000))
+    pulled: list[int] = []
+    real = tk._Counted.__iter__
+
+    def spy(self):
+        for item in real(self):
+            pulled.append(len(item))
+            yield item
+
+    monkeypatch.setattr(tk._Counted, "__iter__", spy)
+    tok, info = tk.train_tokenizer(iter(texts), params)  # the default: lists of ~1M characters
+    batched = len(pulled)
+    monkeypatch.setattr(tk, "TRAIN_BATCH_CHARS", 1)  # one text per item
+    tok1, info1 = tk.train_tokenizer(iter(texts), params)
+    assert batched < len(texts) and pulled[batched:] == [1] * len(texts)
+    assert tok.to_str() == tok1.to_str()
+    assert info["texts"] == info1["texts"] == len(texts) and info["chars"] == sum(map(len, texts))
+
+
 def _sample(docs, params):
     plan = tk.plan_sample(docs, params)
     return plan, list(tk.sampled_texts(docs, plan, params))
