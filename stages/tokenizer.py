@@ -21,6 +21,7 @@ multi-MiB rows).
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from prefect import flow, task
@@ -47,8 +48,8 @@ def _docs(src: str, heldout: frozenset[str], want_heldout: bool, progress: Progr
 @task(name="train-bpe")
 def train(src: str, heldout: frozenset[str], params: TokenizerSettings, out: str,
           extra_tokens: tuple[str, ...] = (), n_train: int | None = None) -> dict:
-    # two passes over the training repositories: plan the sample, then feed it to BPE
-    with Progress("tokenizer", 2 * n_train if n_train is not None else None, "repo",
+    # two passes over the training documents (rows): plan the sample, then feed it to BPE
+    with Progress("tokenizer", 2 * n_train if n_train is not None else None, "doc",
                   desc="tokenizer: sample and train (2 passes)") as progress:
         plan = plan_sample(_docs(src, heldout, False, progress), params)
         if not plan.report()["bytes_available"]:
@@ -61,8 +62,8 @@ def train(src: str, heldout: frozenset[str], params: TokenizerSettings, out: str
 
 
 @task(name="bytes-per-token")
-def measure(src: str, heldout: frozenset[str], out: str) -> dict:
-    with Progress("tokenizer", len(heldout), "repo", desc="tokenizer: bytes/token on held-out repos",
+def measure(src: str, heldout: frozenset[str], out: str, n_heldout: int | None = None) -> dict:
+    with Progress("tokenizer", n_heldout, "doc", desc="tokenizer: bytes/token on held-out documents",
                   key=artifact_key("tokenizer", "measure-progress")) as progress:
         return bytes_per_token(load_tokenizer(out), _docs(src, heldout, True, progress))
 
@@ -73,12 +74,14 @@ def tokenizer(params: TokenizerSettings, val_fraction: float, split_seed: int,
     paths = paths or load_paths()
     src, out = Path(paths.clean_repos), Path(paths.tokenizer)
     timer = Timer()
-    ids = set(repo_ids(src))
-    heldout = val_repo_ids(ids, val_fraction, split_seed)
+    rows = Counter(repo_ids(src))  # documents per repository (repo_docs splits a large one)
+    heldout = val_repo_ids(rows, val_fraction, split_seed)
+    n_heldout = sum(n for r, n in rows.items() if r in heldout)
     # the repository-document format's own tokens (none for deepseek) become single ids
-    info = run_task(train, str(src), heldout, params, str(out), format_tokens(doc_format), len(ids - heldout))
+    info = run_task(train, str(src), heldout, params, str(out), format_tokens(doc_format),
+                    sum(rows.values()) - n_heldout)
     timer.mark("train")
-    bpt = run_task(measure, str(src), heldout, str(out))
+    bpt = run_task(measure, str(src), heldout, str(out), n_heldout)
     timer.mark("measure")
     tok = load_tokenizer(out)
     sample = info.pop("sample")

@@ -9,6 +9,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,25 +58,49 @@ def test_tokenizer_stage_publishes_progress_at_100(tmp_path, prefect_harness, mo
     from dscoder.tokens.tokenizer import TokenizerSettings
     from stages.tokenizer import tokenizer
 
+    import prefect.artifacts
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     monkeypatch.chdir(tmp_path)
-    _clean_repos(tmp_path / "data/clean/repos.parquet")
+    path = tmp_path / "data/clean/repos.parquet"
+    _clean_repos(path)
+    # every repository as two documents (parts 0 and 1), as repo_docs makes of a large one
+    rows = pq.read_table(path).to_pylist()
+    pq.write_table(pa.Table.from_pylist([{**r, "part": k} for r in rows for k in (0, 1)], schema=pq.read_schema(path)),
+                   path)
+    updates = []
+    real = prefect.artifacts.update_progress_artifact
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
+                        lambda *a, **k: (updates.append(a[1]), real(*a, **k))[1])
+    t0 = time.monotonic()
     state = tokenizer(TokenizerSettings(vocab_size=400, sample_bytes=10**6), 0.2, 0, return_state=True)
+    elapsed = time.monotonic() - t0
     assert state.is_completed()
     report = state.result()
     arts = _artifacts(state.state_details.flow_run_id)
     train, measure = arts["tokenizer-progress"], arts["tokenizer-measure-progress"]
     assert train.type == measure.type == "progress"
     assert train.data == measure.data == 100.0
-    n_heldout = report["heldout_repos"]
-    assert measure.description == f"tokenizer: bytes/token on held-out repos: {n_heldout}/{n_heldout} repo"
-    # two passes over every training repository
+    n_heldout = 2 * report["heldout_repos"]
+    assert measure.description == f"tokenizer: bytes/token on held-out documents: {n_heldout}/{n_heldout} doc"
+    # two passes over every training document
     done, total = train.description.rsplit(": ", 1)[1].split(" ")[0].split("/")
-    assert done == total and int(total) % 2 == 0 and int(total) > 0
+    assert done == total and int(total) == 2 * (len(rows) * 2 - n_heldout)
+    # each bar: at most one update a second, plus its 100% (the total used to count repositories,
+    # so the second pass ran past it and sent one update per document)
+    assert 2 <= len(updates) <= 2 + elapsed
     assert "tokenizer-report" in arts  # beside the stage's report table
 
 
-def test_progress_updates_while_running_and_is_throttled(tmp_path, prefect_harness):
+def test_progress_updates_while_running_and_is_throttled(tmp_path, prefect_harness, monkeypatch):
+    import prefect.artifacts
     from prefect import flow
+
+    updates = []
+    real = prefect.artifacts.update_progress_artifact
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
+                        lambda *a, **k: (updates.append(a[1]), real(*a, **k))[1])
 
     seen: list[float] = []
 
@@ -89,11 +114,16 @@ def test_progress_updates_while_running_and_is_throttled(tmp_path, prefect_harne
             for _ in range(999):
                 q.advance()
             seen.append(_artifacts(_flow_run_id(), "other-progress")["other-progress"].data)
+        with Progress("past", 10, "doc", min_interval=3600) as r:  # a total that was an estimate
+            for _ in range(30):
+                r.advance()
+            seen.append(_artifacts(_flow_run_id(), "past-progress")["past-progress"].data)
         return str(p.artifact_id)
 
     state = probe(return_state=True)
     assert state.is_completed()
-    assert seen == [25.0, 50.0, 75.0, 100.0, 0.0]
+    assert seen == [25.0, 50.0, 75.0, 100.0, 0.0, 100.0]
+    assert len(updates) == 4 + 1 + 1 + 2  # per step at interval 0, the close, the crossing of 10, the close
     arts = _artifacts(state.state_details.flow_run_id)
     assert arts["my-stage-progress"].description == "probe: shards: 4/4 shard (bytes=4000)"
     assert arts["other-progress"].data == 99.9  # closed short of its total: says so, not 100
