@@ -85,6 +85,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from tokenizers import models, pre_tokenizers
 
 from dscoder.config import Settings, check
 from dscoder.data.stream import BATCH_BYTES, REPO_COLUMNS, PartWriter, iter_batches, repo_ids
@@ -353,8 +354,6 @@ def _cut_guard(tok) -> tuple[str, ...] | None:
     use_regex=True) alone, a BPE model without dropout, no truncation or padding, and added
     tokens matched as plain strings (no lstrip, rstrip or single_word, whose matches depend
     on the neighbouring characters); then texts are encoded whole."""
-    from tokenizers import models, pre_tokenizers
-
     pre, model = tok.pre_tokenizer, tok.model
     plain = (tok.normalizer is None and isinstance(pre, pre_tokenizers.ByteLevel) and not pre.add_prefix_space
              and pre.use_regex and isinstance(model, models.BPE) and model.dropout is None
