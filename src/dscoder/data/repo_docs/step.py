@@ -34,45 +34,57 @@ from dscoder.data.doc_formats import get_format
 from dscoder.data.repo_docs.document import LanguageStats, RepoDoc, RepoDocsSettings, build_repo_doc
 from dscoder.data.step import Step, StepContext
 from dscoder.data.stream import Batch, iter_groups
+from dscoder.pool import trim_heap
 from dscoder.schemas import REPOS
 
 _COLUMNS = ("repo_id", "repo_name", "source", "path", "language", "content")
 
 
 def assemble_parts(order: Sequence[str], files: Mapping[str, Mapping[str, str]], *, doc_format: str,
-                   repo_name: str, max_doc_bytes: int) -> Iterator[tuple[str, list[dict]]]:
-    """(text, spans) of each part: the blocks of `order` (as `document.assemble` lays them
-    out) in runs of at most `max_doc_bytes` bytes; a single larger block is a part alone."""
+                   repo_name: str, max_doc_bytes: int) -> Iterator[tuple[str, list[dict], int]]:
+    """(text, spans, UTF-8 bytes of text) of each part: the blocks of `order` (as
+    `document.assemble` lays them out) in runs of at most `max_doc_bytes` bytes; a single
+    larger block is a part alone."""
     fmt = get_format(doc_format)
     prefix = fmt.prefix(repo_name)
-    base = len(prefix.encode("utf-8"))
+    base = _utf8_len(prefix)
     pieces, spans, pos, size = [prefix], [], len(prefix), base
     for path in order:
         f = files[path]
         header, content = fmt.header(path, f["language"]), f["content"]
         gap = fmt.gap(content)
-        nbytes = len(header.encode("utf-8")) + len(content.encode("utf-8")) + len(gap.encode("utf-8"))
+        nbytes = _utf8_len(header) + _utf8_len(content) + _utf8_len(gap)
         if spans and size + nbytes > max_doc_bytes:
-            yield "".join(pieces), spans
+            yield "".join(pieces), spans, size
             pieces, spans, pos, size = [prefix], [], len(prefix), base
         spans.append({"path": path, "language": f["language"], "start": pos,
                       "end": pos + len(header) + len(content), "header_chars": len(header)})
         pieces += (header, content, gap)
         pos += len(header) + len(content) + len(gap)
         size += nbytes
-    yield "".join(pieces), spans
+    yield "".join(pieces), spans, size
+
+
+def _utf8_len(text: str) -> int:
+    """len(text.encode("utf-8")), without the copy when the text is ASCII."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def document_rows(doc: RepoDoc, files: Mapping[str, Mapping[str, str]], *, repo_id: str, repo_name: str,
-                  source: str, s: RepoDocsSettings) -> Iterator[dict[str, Any]]:
-    """The REPOS rows of an ordered repository (one per part)."""
-    for k, (text, spans) in enumerate(assemble_parts(doc.order, files, doc_format=s.doc_format,
-                                                     repo_name=repo_name, max_doc_bytes=s.max_doc_bytes)):
+                  source: str, s: RepoDocsSettings) -> Iterator[tuple[dict[str, Any], int]]:
+    """(REPOS row, UTF-8 bytes of its text) of each part of an ordered repository.
+
+    A part's text is let go before the next part is assembled, if the caller lets go of
+    the row too (a str of 1-4 bytes a character, plus the UTF-8 copy Arrow has cached in it
+    once written)."""
+    for k, (text, spans, nbytes) in enumerate(assemble_parts(doc.order, files, doc_format=s.doc_format,
+                                                             repo_name=repo_name, max_doc_bytes=s.max_doc_bytes)):
         first = k == 0
         yield {"repo_id": repo_id, "repo_name": repo_name, "source": source, "text": text, "files": spans,
                "languages": sorted({sp["language"] for sp in spans}), "n_files": len(spans),
                "edges_found": doc.edges_found if first else 0, "edges_resolved": doc.edges_resolved if first else 0,
-               "cycles_broken": doc.cycles_broken if first else 0, "part": k}
+               "cycles_broken": doc.cycles_broken if first else 0, "part": k}, nbytes
+        del text, spans
 
 
 class SpooledFile(Mapping):
@@ -164,15 +176,19 @@ class RepoDocsStep(Step):
             if last:
                 ctx.count(("repos_spooled",))
                 try:
-                    self._emit(spool.files, *spool.meta, ctx)
+                    self._emit(spool.files, *spool.meta, ctx, spooled=True)
                 finally:
                     spool.remove()
                     ctx.state["spool"] = None
+        trim_heap()
 
-    def _emit(self, files: Sequence[Mapping[str, str]], rid: str, name: str, source: str, ctx: StepContext) -> None:
+    def _emit(self, files: Sequence[Mapping[str, str]], rid: str, name: str, source: str, ctx: StepContext,
+              spooled: bool = False) -> None:
         s = self.settings
         doc = build_repo_doc(files, mode=s.mode, order=s.order, algorithm=s.algorithm, doc_format=s.doc_format,
                              repo_name=name, assemble_text=False, keep_edges=False)
+        if spooled:
+            trim_heap()
         by_path = {}
         for f in files:
             by_path.setdefault(f["path"], f)  # a repeated path: the first copy (build_repo_doc's rule)
@@ -180,10 +196,13 @@ class RepoDocsStep(Step):
             ctx.extra["languages"][lang].add(st)
         parts = 0
         nbytes = 0
-        for row in document_rows(doc, by_path, repo_id=rid, repo_name=name, source=source, s=s):
+        for row, size in document_rows(doc, by_path, repo_id=rid, repo_name=name, source=source, s=s):
             ctx.write([row])
+            del row  # not held while the next part is assembled
             parts += 1
-            nbytes += len(row["text"].encode("utf-8"))
+            nbytes += size
+            if spooled:
+                trim_heap()
         ctx.count(("repos",))
         ctx.count(("documents",), parts)
         ctx.count(("files",), doc.n_files)
