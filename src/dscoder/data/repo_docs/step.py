@@ -41,49 +41,49 @@ _COLUMNS = ("repo_id", "repo_name", "source", "path", "language", "content")
 
 
 def assemble_parts(order: Sequence[str], files: Mapping[str, Mapping[str, str]], *, doc_format: str,
-                   repo_name: str, max_doc_bytes: int) -> Iterator[tuple[str, list[dict], int]]:
-    """(text, spans, UTF-8 bytes of text) of each part: the blocks of `order` (as
+                   repo_name: str, max_doc_bytes: int) -> Iterator[tuple[bytes, list[dict]]]:
+    """(text, spans) of each part, the text as UTF-8 bytes: the blocks of `order` (as
     `document.assemble` lays them out) in runs of at most `max_doc_bytes` bytes; a single
-    larger block is a part alone."""
+    larger block is a part alone. Spans count characters, as in `document.assemble`.
+
+    Bytes, not a str: a str takes 1, 2 or 4 bytes a character by the widest character in the
+    whole part, and keeps the UTF-8 copy Arrow makes of it when the row is written. 46 of
+    transformers' 53 parts hold a character beyond the BMP, so each 1 MiB part was a 4 MB str
+    joined from its files' strs, plus that copy; as bytes it is 1 MiB joined from 1 MiB of
+    pieces, and the encoding that measured the parts is the text itself."""
     fmt = get_format(doc_format)
     prefix = fmt.prefix(repo_name)
-    base = _utf8_len(prefix)
-    pieces, spans, pos, size = [prefix], [], len(prefix), base
+    head = prefix.encode("utf-8")
+    pieces, spans, pos, size = [head], [], len(prefix), len(head)
     for path in order:
         f = files[path]
         header, content = fmt.header(path, f["language"]), f["content"]
         gap = fmt.gap(content)
-        nbytes = _utf8_len(header) + _utf8_len(content) + _utf8_len(gap)
+        block = [header.encode("utf-8"), content.encode("utf-8"), gap.encode("utf-8")]
+        nbytes = sum(map(len, block))
         if spans and size + nbytes > max_doc_bytes:
-            yield "".join(pieces), spans, size
-            pieces, spans, pos, size = [prefix], [], len(prefix), base
+            yield b"".join(pieces), spans
+            pieces, spans, pos, size = [head], [], len(prefix), len(head)
         spans.append({"path": path, "language": f["language"], "start": pos,
                       "end": pos + len(header) + len(content), "header_chars": len(header)})
-        pieces += (header, content, gap)
+        pieces += block
         pos += len(header) + len(content) + len(gap)
         size += nbytes
-    yield "".join(pieces), spans, size
-
-
-def _utf8_len(text: str) -> int:
-    """len(text.encode("utf-8")), without the copy when the text is ASCII."""
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
+    yield b"".join(pieces), spans
 
 
 def document_rows(doc: RepoDoc, files: Mapping[str, Mapping[str, str]], *, repo_id: str, repo_name: str,
-                  source: str, s: RepoDocsSettings) -> Iterator[tuple[dict[str, Any], int]]:
-    """(REPOS row, UTF-8 bytes of its text) of each part of an ordered repository.
-
-    A part's text is let go before the next part is assembled, if the caller lets go of
-    the row too (a str of 1-4 bytes a character, plus the UTF-8 copy Arrow has cached in it
-    once written)."""
-    for k, (text, spans, nbytes) in enumerate(assemble_parts(doc.order, files, doc_format=s.doc_format,
-                                                             repo_name=repo_name, max_doc_bytes=s.max_doc_bytes)):
+                  source: str, s: RepoDocsSettings) -> Iterator[dict[str, Any]]:
+    """The REPOS rows of an ordered repository (one per part), `text` as UTF-8 bytes (Arrow
+    takes them for its string column as they are). A part is let go before the next one
+    is assembled, if the caller lets go of its row too."""
+    for k, (text, spans) in enumerate(assemble_parts(doc.order, files, doc_format=s.doc_format,
+                                                     repo_name=repo_name, max_doc_bytes=s.max_doc_bytes)):
         first = k == 0
         yield {"repo_id": repo_id, "repo_name": repo_name, "source": source, "text": text, "files": spans,
                "languages": sorted({sp["language"] for sp in spans}), "n_files": len(spans),
                "edges_found": doc.edges_found if first else 0, "edges_resolved": doc.edges_resolved if first else 0,
-               "cycles_broken": doc.cycles_broken if first else 0, "part": k}, nbytes
+               "cycles_broken": doc.cycles_broken if first else 0, "part": k}
         del text, spans
 
 
@@ -196,11 +196,11 @@ class RepoDocsStep(Step):
             ctx.extra["languages"][lang].add(st)
         parts = 0
         nbytes = 0
-        for row, size in document_rows(doc, by_path, repo_id=rid, repo_name=name, source=source, s=s):
+        for row in document_rows(doc, by_path, repo_id=rid, repo_name=name, source=source, s=s):
             ctx.write([row])
-            del row  # not held while the next part is assembled
             parts += 1
-            nbytes += size
+            nbytes += len(row["text"])
+            del row  # not held while the next part is assembled
             if spooled:
                 trim_heap()
         ctx.count(("repos",))
