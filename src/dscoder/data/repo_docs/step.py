@@ -62,29 +62,44 @@ def assemble_parts(order: Sequence[str], files: Mapping[str, Mapping[str, str]],
         block = [header.encode("utf-8"), content.encode("utf-8"), gap.encode("utf-8")]
         nbytes = sum(map(len, block))
         if spans and size + nbytes > max_doc_bytes:
-            yield b"".join(pieces), spans
-            pieces, spans, pos, size = [head], [], len(prefix), len(head)
+            text, pieces = b"".join(pieces), [head]  # the pieces go before the part is written
+            yield text, spans
+            del text
+            spans, pos, size = [], len(prefix), len(head)
         spans.append({"path": path, "language": f["language"], "start": pos,
                       "end": pos + len(header) + len(content), "header_chars": len(header)})
         pieces += block
         pos += len(header) + len(content) + len(gap)
         size += nbytes
-    yield b"".join(pieces), spans
+    text, pieces = b"".join(pieces), None
+    yield text, spans
 
 
 def document_rows(doc: RepoDoc, files: Mapping[str, Mapping[str, str]], *, repo_id: str, repo_name: str,
                   source: str, s: RepoDocsSettings) -> Iterator[dict[str, Any]]:
-    """The REPOS rows of an ordered repository (one per part), `text` as UTF-8 bytes (Arrow
-    takes them for its string column as they are). A part is let go before the next one
-    is assembled, if the caller lets go of its row too."""
-    for k, (text, spans) in enumerate(assemble_parts(doc.order, files, doc_format=s.doc_format,
-                                                     repo_name=repo_name, max_doc_bytes=s.max_doc_bytes)):
+    """The REPOS rows of an ordered repository (one per part), `text` as UTF-8 bytes. A part
+    is let go before the next one is assembled, if the caller lets go of its row too (no
+    `enumerate` here: its reused result tuple would hold the previous part meanwhile)."""
+    k = 0
+    for text, spans in assemble_parts(doc.order, files, doc_format=s.doc_format, repo_name=repo_name,
+                                      max_doc_bytes=s.max_doc_bytes):
         first = k == 0
         yield {"repo_id": repo_id, "repo_name": repo_name, "source": source, "text": text, "files": spans,
                "languages": sorted({sp["language"] for sp in spans}), "n_files": len(spans),
                "edges_found": doc.edges_found if first else 0, "edges_resolved": doc.edges_resolved if first else 0,
                "cycles_broken": doc.cycles_broken if first else 0, "part": k}
         del text, spans
+        k += 1
+
+
+def _row_table(row: Mapping[str, Any]) -> pa.Table:
+    """A REPOS row as a one-row table, its text (UTF-8 bytes) moved into Arrow as it is.
+    Given bytes for a string column, `Table.from_pylist` checks them by decoding them into a
+    str first: 4 bytes a character for a part with a character beyond the BMP (transformers:
+    a 4 MB str for each 1 MiB part). A cast from binary checks them without one."""
+    i = REPOS.get_field_index("text")
+    text = pa.array([row["text"]], pa.binary()).cast(pa.string())
+    return pa.Table.from_pylist([{**row, "text": ""}], schema=REPOS).set_column(i, REPOS.field(i), text)
 
 
 class SpooledFile(Mapping):
@@ -197,7 +212,7 @@ class RepoDocsStep(Step):
         parts = 0
         nbytes = 0
         for row in document_rows(doc, by_path, repo_id=rid, repo_name=name, source=source, s=s):
-            ctx.write([row])
+            ctx.write(_row_table(row))
             parts += 1
             nbytes += len(row["text"])
             del row  # not held while the next part is assembled
