@@ -20,7 +20,7 @@ one a repository took (and so not on `runner.batch_bytes`).
 What a worker holds. A part is assembled as UTF-8 bytes and handed to Arrow as they are
 (`assemble_parts`, `_row_table`), and let go before the next one is assembled: about twice
 `max_doc_bytes` at the peak (the part and its pieces), where a str part, held past its
-write, took 8.6x for parts of wide characters. The C heap's free pages are given back
+write, took 8.6x for parts with a character beyond the BMP (test_repo_docs_step). The C heap's free pages are given back
 (`pool.trim_heap`) after every batch, and for a spooled repository after its ordering and
 after each part: what a large repository's graph, a big file's tree-sitter tree or a run of
 parts freed is otherwise kept resident under what comes next (the heap only shrinks from
@@ -68,7 +68,7 @@ def assemble_parts(order: Sequence[str], files: Mapping[str, Mapping[str, str]],
     whole part, and keeps the UTF-8 copy Arrow makes of it when the row is written. 46 of
     transformers' 53 parts hold a character beyond the BMP, so each 1 MiB part was a 4 MB str
     joined from its files' strs, plus that copy; as bytes it is 1 MiB joined from 1 MiB of
-    pieces, and the encoding that measured the parts is the text itself."""
+    pieces, and the encoding that sizes the blocks is the text itself."""
     fmt = get_format(doc_format)
     prefix = fmt.prefix(repo_name)
     head = prefix.encode("utf-8")
