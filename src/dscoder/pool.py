@@ -92,6 +92,26 @@ def bound_malloc(threshold: int = MMAP_THRESHOLD) -> bool:
     return bool(_LIBC.mallopt(_M_MMAP_THRESHOLD, threshold))
 
 
+def trim_heap() -> bool:
+    """Give the free pages inside the C heap back to the system (glibc `malloc_trim(0)`).
+
+    Freed memory below the heap's top stays resident, and glibc only returns the top: one
+    live block above a freed region (a cached parser's buffers, a writer's pending rows)
+    keeps it all. A step that frees tens of MB of mid-sized blocks at once (repo_docs: a
+    large repository's dependency graph, a big file's tree-sitter tree) then starts its next
+    piece of work on top of them, and blocks of `MMAP_THRESHOLD` or more (a document, its
+    Arrow buffers) are mapped afresh, never carved from that free space. Measured on the
+    repo_docs step at 14x the default corpus, in one process: after the torch shard the C heap
+    held 37 MB, 27 of them free, and one trim took RSS from 135 to 112 MB; trimmed after every
+    batch (and part of a large repository) the run peaked at 136 MB instead of 151. It costs
+    up to ~2 ms when there is much to give back (plus the page faults of reusing it; 510 calls
+    took 0.4 s there), so call it between large pieces of work, not per row. Returns whether
+    anything was given back (False off glibc)."""
+    if _LIBC is None or not hasattr(_LIBC, "malloc_trim"):
+        return False
+    return bool(_LIBC.malloc_trim(0))
+
+
 def _use_arrow_pool(name: str) -> None:
     import pyarrow as pa
 

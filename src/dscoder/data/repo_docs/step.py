@@ -16,6 +16,24 @@ folder as they come, ordered from there (each file is read when its imports are 
 and again when its part is assembled), so a worker holds one part, never the repository.
 Both paths run the same code on the same order, so the output does not depend on which
 one a repository took (and so not on `runner.batch_bytes`).
+
+What a worker holds. A part is assembled as UTF-8 bytes and handed to Arrow as they are
+(`assemble_parts`, `_row_table`), and let go before the next one is assembled: about twice
+`max_doc_bytes` at the peak (the part and its pieces), where a str part, held past its
+write, took 8.6x for parts with a character beyond the BMP (test_repo_docs_step). The C heap's free pages are given back
+(`pool.trim_heap`) after every batch, and for a spooled repository after its ordering and
+after each part: what a large repository's graph, a big file's tree-sitter tree or a run of
+parts freed is otherwise kept resident under what comes next (the heap only shrinks from
+its top), so a worker's RSS climbed with every large repository it had seen. At 14x the
+default corpus, all shards in one process: peak 151 MB without the trims, 136 with them
+(1x: 116), for 510 trims costing 0.4 s in all. What remains that grows with the corpus is
+bounded by one repository and one file: its resolution state (about 680 B a file: the
+`RepoIndex` tables and a `FileDeps` each), its ordering (the ordering edges, `scc_order`
+and `count_order_stats`: about 280 B a file and 140 B an edge of Python objects at the
+peak, 520 and 260 before; torch, 11,297 files and 55,147 edges: 7.7 MB and 10.9 MB, the
+latter 20.1 before, plus a 3.5 MB edge list no longer built), and the tree-sitter tree of
+its largest file (about 40 B a byte for Python: 17 MB for numpy's 420 KB
+test_multiarray.py; `ingest.max_file_bytes` bounds it).
 """
 
 from __future__ import annotations
@@ -34,45 +52,72 @@ from dscoder.data.doc_formats import get_format
 from dscoder.data.repo_docs.document import LanguageStats, RepoDoc, RepoDocsSettings, build_repo_doc
 from dscoder.data.step import Step, StepContext
 from dscoder.data.stream import Batch, iter_groups
+from dscoder.pool import trim_heap
 from dscoder.schemas import REPOS
 
 _COLUMNS = ("repo_id", "repo_name", "source", "path", "language", "content")
 
 
 def assemble_parts(order: Sequence[str], files: Mapping[str, Mapping[str, str]], *, doc_format: str,
-                   repo_name: str, max_doc_bytes: int) -> Iterator[tuple[str, list[dict]]]:
-    """(text, spans) of each part: the blocks of `order` (as `document.assemble` lays them
-    out) in runs of at most `max_doc_bytes` bytes; a single larger block is a part alone."""
+                   repo_name: str, max_doc_bytes: int) -> Iterator[tuple[bytes, list[dict]]]:
+    """(text, spans) of each part, the text as UTF-8 bytes: the blocks of `order` (as
+    `document.assemble` lays them out) in runs of at most `max_doc_bytes` bytes; a single
+    larger block is a part alone. Spans count characters, as in `document.assemble`.
+
+    Bytes, not a str: a str takes 1, 2 or 4 bytes a character by the widest character in the
+    whole part, and keeps the UTF-8 copy Arrow makes of it when the row is written. 46 of
+    transformers' 53 parts hold a character beyond the BMP, so each 1 MiB part was a 4 MB str
+    joined from its files' strs, plus that copy; as bytes it is 1 MiB joined from 1 MiB of
+    pieces, and the encoding that sizes the blocks is the text itself."""
     fmt = get_format(doc_format)
     prefix = fmt.prefix(repo_name)
-    base = len(prefix.encode("utf-8"))
-    pieces, spans, pos, size = [prefix], [], len(prefix), base
+    head = prefix.encode("utf-8")
+    pieces, spans, pos, size = [head], [], len(prefix), len(head)
     for path in order:
         f = files[path]
         header, content = fmt.header(path, f["language"]), f["content"]
         gap = fmt.gap(content)
-        nbytes = len(header.encode("utf-8")) + len(content.encode("utf-8")) + len(gap.encode("utf-8"))
+        block = [header.encode("utf-8"), content.encode("utf-8"), gap.encode("utf-8")]
+        nbytes = sum(map(len, block))
         if spans and size + nbytes > max_doc_bytes:
-            yield "".join(pieces), spans
-            pieces, spans, pos, size = [prefix], [], len(prefix), base
+            text, pieces = b"".join(pieces), [head]  # the pieces go before the part is written
+            yield text, spans
+            del text
+            spans, pos, size = [], len(prefix), len(head)
         spans.append({"path": path, "language": f["language"], "start": pos,
                       "end": pos + len(header) + len(content), "header_chars": len(header)})
-        pieces += (header, content, gap)
+        pieces += block
         pos += len(header) + len(content) + len(gap)
         size += nbytes
-    yield "".join(pieces), spans
+    text, pieces = b"".join(pieces), None
+    yield text, spans
 
 
 def document_rows(doc: RepoDoc, files: Mapping[str, Mapping[str, str]], *, repo_id: str, repo_name: str,
                   source: str, s: RepoDocsSettings) -> Iterator[dict[str, Any]]:
-    """The REPOS rows of an ordered repository (one per part)."""
-    for k, (text, spans) in enumerate(assemble_parts(doc.order, files, doc_format=s.doc_format,
-                                                     repo_name=repo_name, max_doc_bytes=s.max_doc_bytes)):
+    """The REPOS rows of an ordered repository (one per part), `text` as UTF-8 bytes. A part
+    is let go before the next one is assembled, if the caller lets go of its row too (no
+    `enumerate` here: its reused result tuple would hold the previous part meanwhile)."""
+    k = 0
+    for text, spans in assemble_parts(doc.order, files, doc_format=s.doc_format, repo_name=repo_name,
+                                      max_doc_bytes=s.max_doc_bytes):
         first = k == 0
         yield {"repo_id": repo_id, "repo_name": repo_name, "source": source, "text": text, "files": spans,
                "languages": sorted({sp["language"] for sp in spans}), "n_files": len(spans),
                "edges_found": doc.edges_found if first else 0, "edges_resolved": doc.edges_resolved if first else 0,
                "cycles_broken": doc.cycles_broken if first else 0, "part": k}
+        del text, spans
+        k += 1
+
+
+def _row_table(row: Mapping[str, Any]) -> pa.Table:
+    """A REPOS row as a one-row table, its text (UTF-8 bytes) moved into Arrow as it is.
+    Given bytes for a string column, `Table.from_pylist` checks them by decoding them into a
+    str first: 4 bytes a character for a part with a character beyond the BMP (transformers:
+    a 4 MB str for each 1 MiB part). A cast from binary checks them without one."""
+    i = REPOS.get_field_index("text")
+    text = pa.array([row["text"]], pa.binary()).cast(pa.string())
+    return pa.Table.from_pylist([{**row, "text": ""}], schema=REPOS).set_column(i, REPOS.field(i), text)
 
 
 class SpooledFile(Mapping):
@@ -164,15 +209,19 @@ class RepoDocsStep(Step):
             if last:
                 ctx.count(("repos_spooled",))
                 try:
-                    self._emit(spool.files, *spool.meta, ctx)
+                    self._emit(spool.files, *spool.meta, ctx, spooled=True)
                 finally:
                     spool.remove()
                     ctx.state["spool"] = None
+        trim_heap()
 
-    def _emit(self, files: Sequence[Mapping[str, str]], rid: str, name: str, source: str, ctx: StepContext) -> None:
+    def _emit(self, files: Sequence[Mapping[str, str]], rid: str, name: str, source: str, ctx: StepContext,
+              spooled: bool = False) -> None:
         s = self.settings
         doc = build_repo_doc(files, mode=s.mode, order=s.order, algorithm=s.algorithm, doc_format=s.doc_format,
                              repo_name=name, assemble_text=False, keep_edges=False)
+        if spooled:
+            trim_heap()
         by_path = {}
         for f in files:
             by_path.setdefault(f["path"], f)  # a repeated path: the first copy (build_repo_doc's rule)
@@ -181,9 +230,12 @@ class RepoDocsStep(Step):
         parts = 0
         nbytes = 0
         for row in document_rows(doc, by_path, repo_id=rid, repo_name=name, source=source, s=s):
-            ctx.write([row])
+            ctx.write(_row_table(row))
             parts += 1
-            nbytes += len(row["text"].encode("utf-8"))
+            nbytes += len(row["text"])
+            del row  # not held while the next part is assembled
+            if spooled:
+                trim_heap()
         ctx.count(("repos",))
         ctx.count(("documents",), parts)
         ctx.count(("files",), doc.n_files)
