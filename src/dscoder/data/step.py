@@ -115,13 +115,22 @@ class open_shard:
 
 def run_shard(step: Step, src: str | os.PathLike, shard: Shard, workdir: str | os.PathLike,
               batch_bytes: int) -> ShardResult:
-    """Run `step` over the rows of `shard`, reading at most about `batch_bytes` at a time."""
+    """Run `step` over the rows of `shard`, reading at most about `batch_bytes` at a time.
+
+    The C heap is trimmed after every batch (`dscoder.pool.trim_heap`): what a batch freed
+    below the heap's top would otherwise stay resident under the next one, so a worker's RSS
+    would keep the high-water mark of every batch it ran (filter over the whole 14x corpus in
+    one shard: RSS after the last batch 134 MB untrimmed, 122 MB trimmed; ~2 ms a batch)."""
+    from dscoder.pool import trim_heap
+
     sh = open_shard(step.stage, step.schema, workdir, shard)
     with sh as ctx:
         step.begin(ctx)
         for batch in iter_batches(src, step.columns, start=shard.start, stop=shard.stop,
                                   batch_bytes=batch_bytes, key=step.key):
             step.process(batch, ctx)
+            del batch
+            trim_heap()
         step.end(ctx)
     return sh.result
 

@@ -167,7 +167,10 @@ def test_part_rows_are_the_rows_of_the_str_text():
 
 def test_heap_is_trimmed_per_batch_and_per_part_of_a_spooled_repository(monkeypatch, tmp_path):
     trims, batches = [], []
-    monkeypatch.setattr(step_mod, "trim_heap", lambda: trims.append(1))
+    import dscoder.pool
+
+    monkeypatch.setattr(step_mod, "trim_heap", lambda: trims.append(1))  # inside the step
+    monkeypatch.setattr(dscoder.pool, "trim_heap", lambda: trims.append(1))  # run_shard's, per batch
     process = RepoDocsStep.process
     monkeypatch.setattr(RepoDocsStep, "process", lambda self, batch, ctx: (batches.append(1), process(self, batch, ctx)))
     _run(tmp_path, 1 << 20, "whole")

@@ -21,8 +21,8 @@ What a worker holds. A part is assembled as UTF-8 bytes and handed to Arrow as t
 (`assemble_parts`, `_row_table`), and let go before the next one is assembled: about twice
 `max_doc_bytes` at the peak (the part and its pieces), where a str part, held past its
 write, took 8.6x for parts with a character beyond the BMP (test_repo_docs_step). The C heap's free pages are given back
-(`pool.trim_heap`) after every batch, and for a spooled repository after its ordering and
-after each part: what a large repository's graph, a big file's tree-sitter tree or a run of
+(`pool.trim_heap`) after every batch (by `step.run_shard`, for every step), and for a
+spooled repository after its ordering and after each part: what a large repository's graph, a big file's tree-sitter tree or a run of
 parts freed is otherwise kept resident under what comes next (the heap only shrinks from
 its top), so a worker's RSS climbed with every large repository it had seen. At 14x the
 default corpus, all shards in one process: peak 151 MB without the trims, 136 with them
@@ -213,7 +213,6 @@ class RepoDocsStep(Step):
                 finally:
                     spool.remove()
                     ctx.state["spool"] = None
-        trim_heap()
 
     def _emit(self, files: Sequence[Mapping[str, str]], rid: str, name: str, source: str, ctx: StepContext,
               spooled: bool = False) -> None:
