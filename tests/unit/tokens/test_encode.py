@@ -1,4 +1,4 @@
-"""Piecewise encoding (dscoder.tokens.pack._encode): long texts are cut only where the ids do
+"""Piecewise encoding (dscoder.tokens.encode.encode_ids): long texts are cut only where the ids do
 not change, and no `encode_batch_fast` call gets more than its limit of characters beyond
 one run without a safe cut."""
 
@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dscoder.data.doc_formats import format_tokens
-from dscoder.tokens import pack
+from dscoder.tokens import encode
 from dscoder.tokens import tokenizer as tk
 
 #: Code-like pieces: every class of the GPT-2 split regex and the places where it is subtle
@@ -40,7 +40,7 @@ def tok(request, corpus, fixed_blocks, tmp_path_factory):
     t = tk.load_tokenizer(d)
     if request.param == "format":
         t.add_tokens(["x.y"])
-    assert pack._cut_guard(t) is not None
+    assert encode.cut_guard(t) is not None
     return t
 
 
@@ -70,19 +70,19 @@ def test_pieces_encode_as_the_whole_text(tok):
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(texts=st.lists(_text, min_size=1, max_size=4), limit=st.integers(1, 48))
     def check(texts, limit):
-        got = pack._encode(tok, texts, limit)
+        got = encode.encode_ids(tok, texts, limit)
         want = _whole(tok, texts)
         assert [g.dtype for g in got] == [np.uint32] * len(texts)
         assert [g.tolist() for g in got] == want
-        guard = pack._cut_guard(tok)
+        guard = encode.cut_guard(tok)
         for text in texts:
-            bounds = pack._piece_bounds(text, limit, guard)
+            bounds = encode.piece_bounds(text, limit, guard)
             assert bounds[0] == 0 and bounds[-1] == len(text)
             assert all(a < b for a, b in zip(bounds, bounds[1:])) or text == ""
             seen["texts"] += 1
             seen["cut"] += len(bounds) > 2
         for text, ids in zip(texts, want):
-            for p in pack._piece_bounds(text, 1, guard)[1:-1]:
+            for p in encode.piece_bounds(text, 1, guard)[1:-1]:
                 assert _whole(tok, [text[:p]])[0] + _whole(tok, [text[p:]])[0] == ids, (text, p)
                 seen["single_cuts"] += 1
 
@@ -93,16 +93,16 @@ def test_pieces_encode_as_the_whole_text(tok):
 def test_cuts_keep_clear_of_added_tokens(tok):
     """Added tokens hold cut candidates ("<file_sep>": `<|f`, `e|_`; "<|EOT|>": `T||`), yet no
     piece boundary falls inside one: a run of one of them has no cut at all."""
-    guard = pack._cut_guard(tok)
+    guard = encode.cut_guard(tok)
     assert {"<|EOT|>", tk.SPECIAL_TOKENS["fim_begin"]} <= set(guard)
     for token in guard:
-        assert pack._piece_bounds(token * 50, 3, guard) == [0, 50 * len(token)], token
+        assert encode.piece_bounds(token * 50, 3, guard) == [0, 50 * len(token)], token
     text = "".join(f"a{i}<file_sep>x.y<|EOT|>" for i in range(40))
-    bounds = pack._piece_bounds(text, 5, guard)
+    bounds = encode.piece_bounds(text, 5, guard)
     assert len(bounds) > 40
     for p in bounds[1:-1]:
         assert not any(s < p < s + len(c) for c in guard for s in _occurrences(text, c)), p
-    assert [a.tolist() for a in pack._encode(tok, [text], 5)] == _whole(tok, [text])
+    assert [a.tolist() for a in encode.encode_ids(tok, [text], 5)] == _whole(tok, [text])
 
 
 def _occurrences(text: str, c: str) -> list[int]:
@@ -120,7 +120,7 @@ def test_encode_calls_stay_within_the_limit(tok, corpus):
     files = [d["text"][f["start"]:f["end"]] for d in corpus for f in d["files"]][:60]
     texts = [*files, "".join(files)]
     rec = _Recording(tok)
-    got = pack._encode(rec, texts, 2_000)
+    got = encode.encode_ids(rec, texts, 2_000)
     assert [g.tolist() for g in got] == _whole(tok, texts)
     assert max(rec.calls) <= 2_000 and len(rec.calls) >= sum(map(len, texts)) // 2_000
     assert sum(rec.calls) == sum(map(len, texts))
@@ -128,7 +128,7 @@ def test_encode_calls_stay_within_the_limit(tok, corpus):
     run = "é" * 5_000 + " " * 3_000
     texts = ["x = 1\n" * 1_000 + run + "y = (2)\n" * 1_000]
     rec = _Recording(tok)
-    got = pack._encode(rec, texts, 2_000)
+    got = encode.encode_ids(rec, texts, 2_000)
     assert [g.tolist() for g in got] == _whole(tok, texts)
     assert max(rec.calls) <= 2_000 + len(run) and sorted(rec.calls)[-2] <= 2_000
 
@@ -139,9 +139,9 @@ def test_unproved_pipelines_are_not_cut(tok_dir):
 
     t = tk.load_tokenizer(tok_dir)
     t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
-    assert pack._cut_guard(t) is None
+    assert encode.cut_guard(t) is None
     text = "def f(x):\n    return x\n" * 100
-    assert pack._piece_bounds(text, 10, None) == [0, len(text)]
+    assert encode.piece_bounds(text, 10, None) == [0, len(text)]
     rec = _Recording(t)
-    assert [a.tolist() for a in pack._encode(rec, [text], 10)] == _whole(t, [text])
+    assert [a.tolist() for a in encode.encode_ids(rec, [text], 10)] == _whole(t, [text])
     assert rec.calls == [len(text)]
