@@ -32,6 +32,17 @@ def _artifacts(flow_run_id, key=None):
     return {a.key: a for a in found if key is None or a.key == key}
 
 
+def _count_updates(monkeypatch) -> list[float]:
+    """The progress values of every artifact update sent from now on (each still sent)."""
+    import prefect.artifacts
+
+    updates: list[float] = []
+    real = prefect.artifacts.update_progress_artifact
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
+                        lambda *a, **k: (updates.append(a[1]), real(*a, **k))[1])
+    return updates
+
+
 # ---- progress artifacts on real stage flows ----
 
 def test_data_stage_publishes_shard_progress(tmp_path, prefect_harness, monkeypatch):
@@ -58,7 +69,6 @@ def test_tokenizer_stage_publishes_progress_at_100(tmp_path, prefect_harness, mo
     from dscoder.tokens.tokenizer import TokenizerSettings
     from stages.tokenizer import tokenizer
 
-    import prefect.artifacts
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -69,10 +79,7 @@ def test_tokenizer_stage_publishes_progress_at_100(tmp_path, prefect_harness, mo
     rows = pq.read_table(path).to_pylist()
     pq.write_table(pa.Table.from_pylist([{**r, "part": k} for r in rows for k in (0, 1)], schema=pq.read_schema(path)),
                    path)
-    updates = []
-    real = prefect.artifacts.update_progress_artifact
-    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
-                        lambda *a, **k: (updates.append(a[1]), real(*a, **k))[1])
+    updates = _count_updates(monkeypatch)
     t0 = time.monotonic()
     state = tokenizer(TokenizerSettings(vocab_size=400, sample_bytes=10**6), 0.2, 0, return_state=True)
     elapsed = time.monotonic() - t0
@@ -95,13 +102,9 @@ def test_tokenizer_stage_publishes_progress_at_100(tmp_path, prefect_harness, mo
 
 
 def test_progress_updates_while_running_and_is_throttled(tmp_path, prefect_harness, monkeypatch):
-    import prefect.artifacts
     from prefect import flow
 
-    updates = []
-    real = prefect.artifacts.update_progress_artifact
-    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
-                        lambda *a, **k: (updates.append(a[1]), real(*a, **k))[1])
+    updates = _count_updates(monkeypatch)
 
     seen: list[float] = []
 
